@@ -1,0 +1,323 @@
+"""Settings and paths: the only reader of environment variables and of the params file.
+
+Precedence, merged once at the CLI entry and then frozen:
+    defaults in code < params.toml < CD4ML_<SECTION>_<KEY> environment variables < CLI flags
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from cd4ml.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS_FILE = ROOT / "params.toml"
+
+DEFAULTS: dict[str, Any] = {
+    "problem": "favorita",
+    "seed": 42,
+    "data": {
+        "source": "data/workshop/store47-2016.csv",
+        "items": "all",
+        "stores": "all",
+        "max_bad_rows": 0,
+    },
+    "split": {"validation_days": 57},
+    "model": {"name": "random_forest"},
+    "acceptance": {"metric": "r2", "min": 0.5, "max": 1.0, "tolerance": 0.02},
+    "tracking": {"experiment": "sales-forecast", "registered_model": "sales-forecast"},
+    "serving": {"host": "127.0.0.1", "port": 5005, "poll_seconds": 10.0, "workers": 2},
+}
+
+METRICS = ("r2", "nwrmsle", "mae")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every place on disk the project reads or writes by default."""
+
+    root: Path
+    data_dir: Path
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.mlflow_dir / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.data_dir / "predictions.jsonl"
+
+    @property
+    def last_run_file(self) -> Path:
+        return self.data_dir / "last_run.json"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.data_dir / "profiles"
+
+    def generated(self, size: str) -> Path:
+        """Where generate-data writes a data set of this size by default."""
+        return self.data_dir / size
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    source: Path
+    items: frozenset[int] | None  # None: all items
+    stores: frozenset[int] | None  # None: all stores
+    max_bad_rows: int
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    params: Mapping[str, Any]  # the hyperparameters of the chosen model, as written
+
+
+@dataclass(frozen=True)
+class AcceptanceSettings:
+    metric: str
+    min: float
+    max: float
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    uri: str
+    experiment: str
+    registered_model: str
+    artifact_location: str | None  # set for the embedded store, None for a remote server
+    build_number: str | None
+    remote: bool
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    host: str
+    port: int
+    poll_seconds: float
+    workers: int
+    admin_token: str | None
+    fluentd_host: str | None
+    fluentd_port: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    problem: str
+    seed: int
+    data: DataSettings
+    validation_days: int
+    model: ModelSettings
+    acceptance: AcceptanceSettings
+    tracking: TrackingSettings
+    serving: ServingSettings
+    paths: Paths
+    params_file: Path
+    raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
+
+
+def load_settings(
+    params_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults, the params file, CD4ML_* variables and CLI overrides; validate; freeze.
+
+    `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}.
+    """
+    environ = os.environ if environ is None else environ
+    params_file = Path(environ.get("CD4ML_PARAMS", params_file or PARAMS_FILE))
+    merged = copy.deepcopy(DEFAULTS)
+    _deep_merge(merged, _read_params(params_file))
+    _deep_merge(merged, _env_overrides(environ))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(merged, dotted, value)
+    return _validate(merged, params_file, environ)
+
+
+def _read_params(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"params file {path} not found.", "Create it, or point CD4ML_PARAMS at one."
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"params file {path} is not valid TOML: {err}.", "Fix the syntax.") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """CD4ML_<SECTION>_<KEY>=value for every key of a section in DEFAULTS (values in TOML syntax)."""
+    found: dict[str, Any] = {}
+    for section, keys in DEFAULTS.items():
+        if not isinstance(keys, dict):
+            names = {f"CD4ML_{section.upper()}": (section,)}
+        else:
+            names = {f"CD4ML_{section.upper()}_{key.upper()}": (section, key) for key in keys}
+        for name, where in names.items():
+            if name in environ:
+                _set_dotted(found, ".".join(where), _parse_env_value(environ[name]))
+    return found
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _deep_merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def _set_dotted(into: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = into
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+
+
+def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) -> Settings:
+    where = params_file.name
+    root = params_file.resolve().parent
+    data_dir = Path(environ.get("CD4ML_DATA_DIR", root / "data")).resolve()
+    paths = Paths(root=root, data_dir=data_dir)
+
+    data = p["data"]
+    model_name = _string(p["model"].get("name"), f"{where} [model] name")
+    model_params = p["model"].get(model_name, {})
+    if not isinstance(model_params, Mapping):
+        raise ConfigError(f"{where} [model.{model_name}] must be a table of hyperparameters.")
+    acceptance = p["acceptance"]
+    metric = _string(acceptance["metric"], f"{where} [acceptance] metric")
+    if metric not in METRICS:
+        raise ConfigError(
+            f"{where} [acceptance] metric must be one of {', '.join(METRICS)}; got {metric!r}."
+        )
+    low = _number(acceptance["min"], f"{where} [acceptance] min")
+    high = _number(acceptance["max"], f"{where} [acceptance] max")
+    if low > high:
+        raise ConfigError(f"{where} [acceptance] min ({low}) must not exceed max ({high}).")
+    tracking = p["tracking"]
+    serving = p["serving"]
+    uri = environ.get("MLFLOW_TRACKING_URI", "").strip()
+    remote = bool(uri)
+    if not remote:
+        uri = f"sqlite:///{paths.mlflow_db}"
+    return Settings(
+        problem=_string(p["problem"], f"{where} problem"),
+        seed=_integer(p["seed"], f"{where} seed", minimum=0),
+        data=DataSettings(
+            source=_path(data["source"], root, f"{where} [data] source"),
+            items=_selection(data["items"], f"{where} [data] items"),
+            stores=_selection(data["stores"], f"{where} [data] stores"),
+            max_bad_rows=_integer(data["max_bad_rows"], f"{where} [data] max_bad_rows", minimum=0),
+        ),
+        validation_days=_integer(
+            p["split"]["validation_days"], f"{where} [split] validation_days", minimum=1
+        ),
+        model=ModelSettings(name=model_name, params=dict(model_params)),
+        acceptance=AcceptanceSettings(
+            metric=metric,
+            min=low,
+            max=high,
+            tolerance=_number(acceptance["tolerance"], f"{where} [acceptance] tolerance", minimum=0),
+        ),
+        tracking=TrackingSettings(
+            uri=uri,
+            experiment=_string(tracking["experiment"], f"{where} [tracking] experiment"),
+            registered_model=_string(
+                tracking["registered_model"], f"{where} [tracking] registered_model"
+            ),
+            artifact_location=None if remote else paths.mlflow_artifacts.as_uri(),
+            build_number=environ.get("BUILD_NUMBER") or None,
+            remote=remote,
+        ),
+        serving=ServingSettings(
+            host=_string(serving["host"], f"{where} [serving] host"),
+            port=_integer(serving["port"], f"{where} [serving] port", minimum=1, maximum=65535),
+            poll_seconds=_number(serving["poll_seconds"], f"{where} [serving] poll_seconds", minimum=0),
+            workers=_integer(serving["workers"], f"{where} [serving] workers", minimum=1),
+            admin_token=environ.get("CD4ML_ADMIN_TOKEN") or None,
+            fluentd_host=environ.get("FLUENTD_HOST") or None,
+            fluentd_port=_integer(environ.get("FLUENTD_PORT", 24224), "FLUENTD_PORT", minimum=1),
+        ),
+        paths=paths,
+        params_file=params_file,
+        raw=p,
+    )
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string; got {value!r}.")
+    return value.strip()
+
+
+def _integer(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer; got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum}; got {value!r}.")
+    return value
+
+
+def _number(value: Any, name: str, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number; got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be a number >= {minimum}; got {value!r}.")
+    return float(value)
+
+
+def _path(value: Any, root: Path, name: str) -> Path:
+    path = Path(_string(str(value) if isinstance(value, Path) else value, name)).expanduser()
+    return path if path.is_absolute() else (root / path)
+
+
+def _selection(value: Any, name: str) -> frozenset[int] | None:
+    """"all", a list of integers, or a comma-separated string of integers."""
+    if isinstance(value, str):
+        if value.strip().lower() == "all":
+            return None
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f'{name} must be "all" or a list of numbers; got {value!r}.')
+    chosen = set()
+    for item in value:
+        try:
+            chosen.add(int(str(item).strip()))
+        except ValueError:
+            raise ConfigError(
+                f'{name} must be "all" or a list of numbers; got {item!r} in {value!r}.'
+            ) from None
+    return frozenset(chosen)

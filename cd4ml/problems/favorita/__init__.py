@@ -1,0 +1,1 @@
+"""The Favorita grocery sales-forecasting problem: its data, features and products."""

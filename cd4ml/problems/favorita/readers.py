@@ -1,0 +1,304 @@
+"""Readers for the two Favorita layouts: the workshop's single CSV and Kaggle's folder.
+
+Both yield *raw rows*: dicts of column name to text, in one common shape
+(id, date, store_nbr, item_nbr, unit_sales, onpromotion, family, class, perishable, dayoff)
+plus LINE, the row's line number in its file. Typing and cleaning is `process`'s job.
+
+Each file is read once, in large binary chunks that are hashed as they pass (the data
+fingerprint). When the caller only wants some items, the item numbers are pushed down: a
+chunk is searched for them as whole numbers and only those candidate lines are parsed, so
+rows the filter would drop cost almost nothing. Candidates are a superset of the wanted rows;
+they are parsed and only the wanted items are yielded. Quoted fields may contain commas, not newlines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Iterator
+
+from cd4ml.errors import DataError
+from cd4ml.problems.favorita import schema
+
+LINE = "_line"
+CHUNK_BYTES = 1 << 22
+_DIGITS = frozenset(b"0123456789")
+
+RawRow = dict[str, object]
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+WORKSHOP_REQUIRED = ("date", "item_nbr", "unit_sales", "family", "class", "perishable", "dayoff")
+KAGGLE_TRAIN_REQUIRED = ("date", "store_nbr", "item_nbr", "unit_sales")
+
+
+@dataclass
+class ReadStats:
+    """What a read saw: data lines scanned, lines parsed, bytes, time, and the fingerprint."""
+
+    lines: int = 0
+    parsed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    sha256: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+
+def open_source(
+    path: Path, items: frozenset[int] | None = None, progress: Progress | None = None
+) -> "WorkshopSource | KaggleSource":
+    """The reader for a workshop CSV file or a folder in the Kaggle layout."""
+    path = Path(path)
+    if path.is_dir():
+        return KaggleSource(path, items, progress)
+    if not path.exists():
+        raise DataError(
+            f"data source {path} does not exist",
+            "Generate data with `python3 run_python_script.py generate-data`, or set "
+            "[data] source in params.toml (or --data) to a workshop CSV file or a Kaggle folder.",
+        )
+    return WorkshopSource(path, items, progress)
+
+
+class WorkshopSource:
+    """The workshop's single file (one store, items joined, dayoff per row)."""
+
+    calendar: frozenset[date] | None = None  # days off are given per row
+
+    def __init__(self, path: Path, items: frozenset[int] | None, progress: Progress | None) -> None:
+        self.path = path
+        self.items = items
+        self.progress = progress
+        self.stats = ReadStats()
+
+    def rows(self) -> Iterator[RawRow]:
+        """Raw rows of the file, in file order; a single pass."""
+        scan = _Scan(self.path, self.items, self.stats, self.progress)
+        header = scan.header(WORKSHOP_REQUIRED, "the workshop layout")
+        store = str(schema.WORKSHOP_STORE)
+        for line, fields in scan.records():
+            row: RawRow = dict(zip(header, fields))
+            row.setdefault("store_nbr", store)
+            row.setdefault("onpromotion", "")
+            row.setdefault("id", "")
+            row[LINE] = line
+            yield row
+        self.stats.sha256 = self.stats.files[self.path.name]
+
+
+class KaggleSource:
+    """A folder with Kaggle's train.csv, items.csv, holidays_events.csv (and stores.csv)."""
+
+    def __init__(self, folder: Path, items: frozenset[int] | None, progress: Progress | None) -> None:
+        self.folder = folder
+        self.path = folder / schema.TRAIN_FILE
+        self.items = items
+        self.progress = progress
+        self.stats = ReadStats()
+        if not self.path.exists():
+            raise DataError(
+                f"{self.path} does not exist",
+                "A Kaggle-layout folder needs train.csv, items.csv and holidays_events.csv.",
+            )
+        self._items = self._read_items()
+        self.calendar = self._read_days_off()
+        for name in (schema.STORES_FILE,):
+            if (folder / name).exists():
+                self.stats.files[name] = _sha256(folder / name)
+
+    def rows(self) -> Iterator[RawRow]:
+        """Raw rows of train.csv joined with items.csv and the days off; a single pass."""
+        scan = _Scan(self.path, self.items, self.stats, self.progress)
+        header = scan.header(KAGGLE_TRAIN_REQUIRED, "Kaggle's train.csv")
+        item_at = header.index("item_nbr")
+        date_at = header.index("date")
+        days_off = {d.isoformat() for d in self.calendar}
+        for line, fields in scan.records():
+            row: RawRow = dict(zip(header, fields))
+            info = self._items.get(fields[item_at].strip()) or self._items.get(_normal(fields[item_at]))
+            if info is None:
+                raise DataError(
+                    "item not found in items.csv",
+                    "Every item_nbr in train.csv needs a row in items.csv.",
+                    path=str(self.path), line=line, column="item_nbr", value=fields[item_at],
+                )
+            row.update(info)
+            row["dayoff"] = "True" if fields[date_at].strip() in days_off else "False"
+            row.setdefault("onpromotion", "")
+            row.setdefault("id", "")
+            row[LINE] = line
+            yield row
+        self.stats.sha256 = _combined(self.stats.files)
+
+    def _read_items(self) -> dict[str, dict[str, str]]:
+        path = self.folder / schema.ITEMS_FILE
+        rows = _read_small(path, ("item_nbr", "family", "class", "perishable"), self.stats)
+        return {
+            _normal(r["item_nbr"]): {"family": r["family"], "class": r["class"], "perishable": r["perishable"]}
+            for r in rows
+        }
+
+    def _read_days_off(self) -> frozenset[date]:
+        path = self.folder / schema.HOLIDAYS_FILE
+        rows = _read_small(path, schema.HOLIDAYS_COLUMNS, self.stats)
+        days = set()
+        for line, r in enumerate(rows, start=2):
+            national = r["locale"].strip() == "National"
+            moved = r["transferred"].strip().lower() == "true"
+            if national and r["type"].strip() in schema.DAY_OFF_TYPES and not moved:
+                try:
+                    days.add(date.fromisoformat(r["date"].strip()))
+                except ValueError:
+                    raise DataError(
+                        "cannot parse the date", "Dates are written YYYY-MM-DD.",
+                        path=str(path), line=line, column="date", value=r["date"],
+                    ) from None
+        return frozenset(days)
+
+
+class _Scan:
+    """One binary pass over a CSV file: header, then (line number, fields) of data lines."""
+
+    def __init__(self, path: Path, items: frozenset[int] | None, stats: ReadStats, progress: Progress | None):
+        self.path = path
+        self.tokens = sorted(str(i).encode() for i in items) if items is not None else None
+        self.wanted = frozenset(str(i) for i in items) if items is not None else None
+        self.item_at = -1
+        self.stats = stats
+        self.progress = progress
+        self.width = 0
+        self._file = None
+        self._hash = hashlib.sha256()
+
+    def header(self, required: tuple[str, ...], layout: str) -> list[str]:
+        """Open the file and read its header (BOM and CRLF taken); check required columns."""
+        self._file = self.path.open("rb")
+        first = self._file.readline()
+        self._hash.update(first)
+        self.stats.bytes += len(first)
+        try:
+            text = first.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            self._file.close()
+            raise DataError("the header is not UTF-8 text", "Is this a CSV file?", path=str(self.path), line=1) from None
+        columns = [c.strip() for c in next(csv.reader([text.rstrip("\r\n")]), [])]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            self._file.close()
+            raise DataError(
+                f"missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}",
+                f"{layout} needs columns {', '.join(required)}.",
+                path=str(self.path), line=1,
+            )
+        self.width = len(columns)
+        if self.wanted is not None:
+            self.item_at = columns.index("item_nbr")
+        return columns
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Data lines as field lists; only candidate lines when items were pushed down."""
+        started = time.perf_counter()
+        total = self.path.stat().st_size
+        line = 2
+        carry = b""
+        try:
+            while True:
+                block = self._file.read(CHUNK_BYTES)
+                if not block:
+                    break
+                self._hash.update(block)
+                self.stats.bytes += len(block)
+                data = carry + block if carry else block
+                cut = data.rfind(b"\n") + 1
+                body, carry = data[:cut], data[cut:]
+                if body:
+                    yield from self._parse(body, line)
+                    line += body.count(b"\n")
+                if self.progress:
+                    self.progress(self.stats.bytes, total)
+            if carry.strip():
+                yield from self._parse(carry + b"\n", line)
+                line += 1
+        finally:
+            self._file.close()
+        self.stats.lines += line - 2
+        self.stats.seconds += time.perf_counter() - started
+        self.stats.files[self.path.name] = self._hash.hexdigest()
+
+    def _parse(self, body: bytes, first_line: int) -> Iterator[tuple[int, list[str]]]:
+        if self.tokens is None:
+            numbered = zip(range(first_line, first_line + body.count(b"\n")), body.split(b"\n"))
+        else:
+            numbered = self._candidates(body, first_line)
+        for line, raw in numbered:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self._bad(line, "the line is not UTF-8 text (binary garbage?)", raw) from None
+            fields = next(csv.reader([text]), [])
+            if not fields:
+                continue  # a blank line
+            self.stats.parsed += 1
+            if len(fields) != self.width:
+                raise self._bad(line, f"expected {self.width} fields, found {len(fields)}", raw)
+            if self.wanted is None or _normal(fields[self.item_at]) in self.wanted:
+                yield line, fields
+
+    def _candidates(self, body: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
+        """Lines holding one of the item numbers as a whole number, in file order."""
+        starts = set()
+        for token in self.tokens:
+            at = body.find(token)
+            while at != -1:
+                end = at + len(token)
+                if (at == 0 or body[at - 1] not in _DIGITS) and (end == len(body) or body[end] not in _DIGITS):
+                    starts.add(body.rfind(b"\n", 0, at) + 1)
+                at = body.find(token, end)
+        line, counted_to = first_line, 0
+        for start in sorted(starts):
+            line += body.count(b"\n", counted_to, start)
+            counted_to = start
+            yield line, body[start:body.index(b"\n", start)]
+
+    def _bad(self, line: int, message: str, raw: bytes) -> DataError:
+        return DataError(
+            message,
+            "Fix or remove the line, or set [data] max_bad_rows in params.toml to skip bad rows.",
+            path=str(self.path), line=line, value=raw[:80].decode("utf-8", "replace"),
+        )
+
+
+def _read_small(path: Path, required: tuple[str, ...], stats: ReadStats) -> list[dict[str, str]]:
+    """A small side file (items, holidays) read whole, with the same header checks."""
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist",
+            "A Kaggle-layout folder needs train.csv, items.csv and holidays_events.csv.",
+        )
+    scan = _Scan(path, None, ReadStats(), None)
+    header = scan.header(required, path.name)
+    rows = [dict(zip(header, fields)) for _, fields in scan.records()]
+    stats.files[path.name] = scan.stats.files[path.name]
+    return rows
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _combined(files: dict[str, str]) -> str:
+    """One fingerprint for a folder: the sha256 of its files' names and sha256s, sorted."""
+    text = "".join(f"{name}:{digest}\n" for name, digest in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normal(item: str) -> str:
+    text = item.strip().strip('"')
+    try:
+        return str(int(float(text)))
+    except ValueError:
+        return text

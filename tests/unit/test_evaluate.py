@@ -1,0 +1,43 @@
+"""Metrics: r2 (the acceptance metric), Kaggle's NWRMSLE, MAE."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cd4ml.pipeline.evaluate import evaluate, mae, nwrmsle, r2
+
+
+def test_perfect_predictions_score_perfectly():
+    y = np.array([1.0, 2.0, 5.0])
+    assert r2(y, y) == 1.0 and nwrmsle(y, y, np.ones(3)) == 0.0 and mae(y, y) == 0.0
+
+
+def test_r2_of_the_mean_is_zero():
+    y = np.array([1.0, 2.0, 6.0])
+    assert r2(y, np.full(3, 3.0)) == pytest.approx(0.0)
+
+
+def test_nwrmsle_matches_kaggles_formula_by_hand():
+    y, p, w = np.array([0.0, 3.0]), np.array([1.0, 1.0]), np.array([1.25, 1.0])
+    by_hand = math.sqrt((1.25 * (math.log(2) - math.log(1)) ** 2 + 1.0 * (math.log(2) - math.log(4)) ** 2) / 2.25)
+    assert nwrmsle(y, p, w) == pytest.approx(by_hand)
+
+
+def test_nwrmsle_clips_negative_values_to_zero():
+    assert nwrmsle(np.array([0.0]), np.array([-5.0]), np.ones(1)) == 0.0
+
+
+def test_evaluate_weighs_perishables_by_one_and_a_quarter():
+    y, p = np.array([1.0, 1.0]), np.array([2.0, 1.0])
+    heavy = evaluate(y, p, perishable=np.array([True, False]))
+    light = evaluate(y, p, perishable=np.array([False, True]))
+    assert heavy["nwrmsle"] > light["nwrmsle"]
+    assert set(heavy) == {"r2", "nwrmsle", "mae"}
+
+
+def test_metrics_refuse_empty_input():
+    with pytest.raises(ValueError, match="no rows"):
+        evaluate(np.array([]), np.array([]), perishable=np.array([], dtype=bool))
