@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "max_bad_rows": 0,
     },
     "split": {"validation_days": 57},
-    "model": {"name": "random_forest"},
+    "model": {"name": "gradient_boosting"},
     "acceptance": {"metric": "r2", "min": 0.5, "max": 1.0, "tolerance": 0.02},
     "tracking": {"experiment": "sales-forecast", "registered_model": "sales-forecast"},
     "serving": {"host": "127.0.0.1", "port": 5005, "poll_seconds": 10.0, "workers": 2},

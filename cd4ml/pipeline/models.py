@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Lasso, Ridge
 from sklearn.tree import DecisionTreeRegressor
@@ -11,13 +14,24 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from cd4ml.errors import ConfigError
 
-# name -> (estimator class, defaults of ours, needs dense input)
-MODELS: dict[str, tuple[type, dict[str, Any], bool]] = {
-    "random_forest": (RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2, "n_jobs": -1}, False),
-    "gradient_boosting": (HistGradientBoostingRegressor, {"max_iter": 200, "learning_rate": 0.1}, True),
-    "decision_tree": (DecisionTreeRegressor, {"min_samples_leaf": 5}, False),
-    "ridge": (Ridge, {"alpha": 1.0}, False),
-    "lasso": (Lasso, {"alpha": 0.01, "max_iter": 5000}, False),
+_TREE = "sklearn.tree._tree.Tree"
+_HIST_TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    estimator: type
+    defaults: dict[str, Any]  # ours, overridden by params.toml
+    dense: bool  # needs dense input
+    trusted_types: tuple[str, ...]  # what skops must be told to load the fitted model
+
+
+MODELS: dict[str, ModelSpec] = {
+    "gradient_boosting": ModelSpec(HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1}, True, (_HIST_TREE,)),
+    "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2, "n_jobs": -1}, False, (_TREE,)),
+    "decision_tree": ModelSpec(DecisionTreeRegressor, {"min_samples_leaf": 5}, False, (_TREE,)),
+    "ridge": ModelSpec(Ridge, {"alpha": 1.0}, False, ()),
+    "lasso": ModelSpec(Lasso, {"alpha": 0.01, "max_iter": 5000}, True, ()),
 }
 
 
@@ -27,7 +41,8 @@ def make_model(name: str, params: Mapping[str, Any], random_state: int) -> tuple
         raise ConfigError(
             f"params.toml [model] name must be one of {', '.join(MODELS)}; got {name!r}."
         )
-    cls, defaults, dense = MODELS[name]
+    spec = MODELS[name]
+    cls, defaults, dense = spec.estimator, spec.defaults, spec.dense
     allowed = cls().get_params()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -44,3 +59,22 @@ def make_model(name: str, params: Mapping[str, Any], random_state: int) -> tuple
     except InvalidParameterError as err:
         raise ConfigError(f"params.toml [model.{name}]: {err}") from None
     return estimator, dense
+
+
+def trusted_types(name: str) -> list[str]:
+    """The types, beyond skops' defaults, in a fitted model of this name wrapped in NonNegative."""
+    return [f"{NonNegative.__module__}.{NonNegative.__name__}", *MODELS[name].trusted_types]
+
+
+class NonNegative(RegressorMixin, BaseEstimator):
+    """A regressor whose forecasts are never negative: nobody sells fewer than zero units."""
+
+    def __init__(self, regressor: Any = None) -> None:
+        self.regressor = regressor
+
+    def fit(self, X: Any, y: Any) -> "NonNegative":
+        self.regressor_ = clone(self.regressor).fit(X, y)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.clip(self.regressor_.predict(X), 0.0, None)

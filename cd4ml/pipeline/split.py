@@ -6,6 +6,8 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from cd4ml.errors import ConfigError
+
 
 def split_by_date(dates: np.ndarray, validation_days: int) -> tuple[np.ndarray, date]:
     """A mask of the validation rows (the last `validation_days` calendar days) and its first day."""
@@ -13,7 +15,7 @@ def split_by_date(dates: np.ndarray, validation_days: int) -> tuple[np.ndarray, 
     cutoff = last - timedelta(days=validation_days - 1)
     if cutoff <= first:
         span = (last - first).days + 1
-        raise ValueError(
+        raise ConfigError(
             f"[split] validation_days={validation_days} leaves no training data: the data spans {span} days. "
             "Lower validation_days in params.toml or use more data."
         )

@@ -7,6 +7,8 @@ from datetime import date
 import numpy as np
 import pytest
 
+from cd4ml.errors import ConfigError
+
 from cd4ml.pipeline.split import split_by_date
 
 
@@ -19,5 +21,5 @@ def test_the_last_n_calendar_days_are_validation():
 
 def test_a_split_that_leaves_nothing_to_train_on_is_an_error():
     dates = np.array([date(2016, 12, 30), date(2016, 12, 31)])
-    with pytest.raises(ValueError, match="validation_days=5.*2 days"):
+    with pytest.raises(ConfigError, match="validation_days=5.*2 days"):
         split_by_date(dates, validation_days=5)

@@ -1,0 +1,196 @@
+"""The pipeline run: read → process → filter → features → split → train → validate → track.
+
+`train_and_validate` is the pure core (no IO); `run_pipeline` wires it to the data source,
+MLflow and the progress reporter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from cd4ml import plots, tracking
+from cd4ml.config import Settings
+from cd4ml.pipeline.evaluate import evaluate
+from cd4ml.pipeline.models import NonNegative, make_model, trusted_types
+from cd4ml.pipeline.split import split_by_date
+from cd4ml.problems import Problem, Table, get_problem
+from cd4ml.progress import Reporter
+
+
+# Below this many rows, one thread trains faster: OpenMP's start-up and barriers cost more than
+# they save, and far more when another process is busy on the other core.
+SMALL_DATA_ROWS = 50_000
+
+
+@dataclass
+class Trained:
+    """A fitted model and what validation said of it."""
+
+    model: Pipeline
+    metrics: dict[str, float]
+    valid: np.ndarray  # mask of the validation rows in the table
+    predicted: np.ndarray  # the model's forecast of the validation rows
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    model_uri: str
+    metrics: dict[str, float]
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> str:
+        return json.dumps({
+            "run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
+            "model_uri": self.model_uri, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
+        }, sort_keys=True)
+
+
+def build_model(features: Any, model_name: str, params: dict[str, Any], seed: int) -> Pipeline:
+    """Features, encoder and model as one sklearn Pipeline: they travel together, so cannot drift."""
+    estimator, dense = make_model(model_name, params, random_state=seed)
+    return Pipeline([
+        ("features", features),
+        ("encode", DictVectorizer(sparse=not dense)),
+        ("model", NonNegative(estimator)),
+    ])
+
+
+def train_and_validate(
+    problem: Problem, table: Table, features: Any, valid: np.ndarray, model_name: str,
+    params: dict[str, Any], seed: int, expected: np.ndarray | None = None,
+) -> Trained:
+    """Fit the model and the baseline on the rows before the validation days, score both on
+    those days, and against the best achievable forecast when `expected` is known."""
+    train = ~valid
+    inputs, target = table.inputs, table.target
+    model = build_model(features, model_name, params, seed)
+    with threadpool_limits(limits=1 if len(target) < SMALL_DATA_ROWS else None):
+        model.fit(inputs[train], target[train])
+        predicted = model.predict(inputs[valid])
+    actual, weights = target[valid], table.weights[valid]
+    metrics = evaluate(actual, predicted, weights)
+    baseline = problem.baseline().fit(inputs[train], target[train]).predict(inputs[valid])
+    metrics.update({f"baseline_{k}": v for k, v in evaluate(actual, baseline, weights).items()})
+    if expected is not None:
+        metrics.update({f"best_{k}": v for k, v in evaluate(actual, expected, weights).items()})
+        room = metrics["best_r2"] - metrics["baseline_r2"]
+        if room > 0:
+            metrics["r2_gap_closed"] = (metrics["r2"] - metrics["baseline_r2"]) / room
+    metrics["rows_train"] = float(train.sum())
+    metrics["rows_valid"] = float(valid.sum())
+    return Trained(model, metrics, valid, predicted)
+
+
+def run_pipeline(settings: Settings, reporter: Reporter) -> RunResult:
+    """One tracked pipeline run; the run id is recorded for the acceptance gate."""
+    started = time.perf_counter()
+    problem = get_problem(settings.problem)
+    make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+    source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
+    seconds: dict[str, float] = {}
+    with tracking.start_run(settings.tracking) as run:
+        seconds["tracking_setup"] = time.perf_counter() - started
+        run.log(params=_params(settings), tags={
+            **tracking.git_tags(settings.paths.root),
+            **({"build_number": settings.tracking.build_number} if settings.tracking.build_number else {}),
+            "problem": problem.name,
+        })
+
+        clock = time.perf_counter()
+        table = problem.collect(problem.rows(source, settings.data, on_bad=lambda e: reporter.say(f"skipped: {e}")))
+        seconds["data"] = time.perf_counter() - clock
+        kept = len(table.target)
+        reporter.stage("data pass", seconds["data"], source.stats.lines, kept)
+
+        clock = time.perf_counter()
+        valid, cutoff = split_by_date(table.dates, settings.validation_days)
+        trained = train_and_validate(
+            problem, table, problem.features(table, source), valid, settings.model.name,
+            dict(settings.model.params), settings.seed, problem.expected(source, table.ids[valid]),
+        )
+        seconds["train_validate"] = time.perf_counter() - clock
+        reporter.stage("train+valid", seconds["train_validate"], int(trained.metrics["rows_train"]))
+
+        clock = time.perf_counter()
+        data = {"sha256": source.stats.sha256, "rows_read": source.stats.lines, "rows_kept": kept,
+                "source": str(settings.data.source)}
+        run.log(
+            metrics={**trained.metrics, **{f"seconds_{k}": v for k, v in seconds.items()}},
+            tags={"data.sha256": data["sha256"], "data.rows_read": data["rows_read"],
+                  "data.rows_kept": kept, "data.source": data["source"],
+                  "validation.first_date": str(cutoff)},
+        )
+        _log_plots(run, trained, table)
+        example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
+        model_uri = run.log_model(
+            trained.model, example, trained.model.predict(example),
+            trusted_types=[*problem.trusted_types, *trusted_types(settings.model.name)],
+        )
+        seconds["logging"] = time.perf_counter() - clock
+        reporter.stage("logging", seconds["logging"])
+    seconds["total"] = time.perf_counter() - started
+    result = RunResult(
+        run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
+        model_uri=model_uri, metrics=trained.metrics, data=data, seconds=seconds,
+    )
+    settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.paths.last_run_file.write_text(result.as_json() + "\n")
+    return result
+
+
+def _params(settings: Settings) -> dict[str, Any]:
+    data = settings.data
+    params: dict[str, Any] = {
+        "problem": settings.problem,
+        "seed": settings.seed,
+        "model": settings.model.name,
+        "data.source": str(data.source),
+        "data.items": "all" if data.items is None else ",".join(map(str, sorted(data.items))),
+        "data.stores": "all" if data.stores is None else ",".join(map(str, sorted(data.stores))),
+        "split.validation_days": settings.validation_days,
+    }
+    params.update({f"model.{k}": v for k, v in settings.model.params.items()})
+    return params
+
+
+def _log_plots(run: tracking.Run, trained: Trained, table: Table) -> None:
+    actual = table.target[trained.valid]
+    run.log_figure(plots.predicted_vs_actual(actual, trained.predicted), "plots/predicted_vs_actual.png")
+    run.log_figure(
+        plots.residuals_by_date(table.dates[trained.valid], actual, trained.predicted),
+        "plots/residuals_by_date.png",
+    )
+    names, importance = _importance(trained, table)
+    run.log_figure(plots.feature_importance(names, importance), "plots/feature_importance.png")
+
+
+def _importance(trained: Trained, table: Table) -> tuple[list[str], np.ndarray]:
+    """Native importances (trees), |coefficients| (linear), or permutation importance."""
+    encode = trained.model.named_steps["encode"]
+    estimator = trained.model.named_steps["model"].regressor_
+    names = list(encode.get_feature_names_out())
+    if hasattr(estimator, "feature_importances_"):
+        return names, np.asarray(estimator.feature_importances_)
+    if hasattr(estimator, "coef_"):
+        return names, np.abs(np.ravel(estimator.coef_))
+    from sklearn.inspection import permutation_importance
+
+    X = trained.model[:-1].transform(table.inputs[trained.valid])
+    X = X.toarray() if hasattr(X, "toarray") else X
+    with threadpool_limits(limits=1 if len(X) < SMALL_DATA_ROWS else None):
+        result = permutation_importance(
+            trained.model.named_steps["model"], X, table.target[trained.valid], n_repeats=3, random_state=0
+        )
+    return names, result.importances_mean

@@ -1,0 +1,67 @@
+"""The seam between the machinery (pipeline, tracking, serving) and a forecasting problem.
+
+A problem knows its data (readers), its rows (process, filter), its features and its naive
+baseline. The machinery knows none of that: it asks the problem through this interface, so a
+second problem (the workshop's Zillow house prices, say) is a new package here and one line in
+PROBLEMS, with no change to the pipeline, tracking or serving code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from cd4ml.config import DataSettings
+from cd4ml.errors import ConfigError, DataError
+
+
+@dataclass
+class Table:
+    """The rows a run trains and validates on, materialised once as columns."""
+
+    inputs: Any  # the model's input rows (a pandas DataFrame)
+    target: np.ndarray  # what to forecast
+    dates: np.ndarray  # the date of each row, for the split
+    weights: np.ndarray  # metric weights (e.g. NWRMSLE's perishable weight flags)
+    ids: np.ndarray  # row ids in the source, or -1
+
+
+class Source(Protocol):
+    stats: Any  # ReadStats: lines, parsed, bytes, seconds, sha256
+    path: Any  # the file whose line numbers rows carry
+
+
+class Problem(Protocol):
+    name: str
+    request_columns: tuple[str, ...]  # what one forecast request holds (the model's input)
+    trusted_types: tuple[str, ...]  # the problem's own types in a fitted model (for skops)
+
+    def open(self, data: DataSettings, progress: Callable[[int, int], None] | None) -> Source:
+        """The data source named in the settings, not yet read."""
+
+    def rows(self, source: Source, data: DataSettings, on_bad: Callable[[DataError], None]) -> Iterator[dict]:
+        """Read, process and filter: one pass of clean rows."""
+
+    def collect(self, rows: Iterator[dict]) -> Table:
+        """Materialise the rows into a Table."""
+
+    def features(self, table: Table, source: Source) -> Any:
+        """The sklearn transformer from model inputs to feature dicts (the Pipeline's first step)."""
+
+    def baseline(self) -> Any:
+        """A naive estimator (fit/predict) that every model must beat."""
+
+    def expected(self, source: Source, ids: np.ndarray) -> np.ndarray | None:
+        """Noise-free expected targets for these rows, when the data set knows them."""
+
+
+def get_problem(name: str) -> Problem:
+    """The problem called `name` in params.toml."""
+    from cd4ml.problems.favorita.problem import FavoritaProblem
+
+    problems: dict[str, Callable[[], Problem]] = {"favorita": FavoritaProblem}
+    if name not in problems:
+        raise ConfigError(f"params.toml problem must be one of {', '.join(problems)}; got {name!r}.")
+    return problems[name]()

@@ -1,0 +1,81 @@
+"""The Favorita problem behind the seam in cd4ml.problems: data, rows, features, baseline."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from cd4ml.config import DataSettings
+from cd4ml.errors import DataError
+from cd4ml.problems import Table
+from cd4ml.problems.favorita import readers, schema
+from cd4ml.problems.favorita.baseline import DayOfWeekMean
+from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue
+from cd4ml.problems.favorita.process import filter_rows, process_rows
+
+
+class FavoritaProblem:
+    """How many units of each product will each store sell on a given date."""
+
+    name = "favorita"
+
+    def open(self, data: DataSettings, progress: Callable[[int, int], None] | None = None):
+        return readers.open_source(data.source, items=data.items, progress=progress)
+
+    def rows(self, source, data: DataSettings, on_bad: Callable[[DataError], None] | None = None) -> Iterator[dict]:
+        processed = process_rows(source.rows(), str(source.path), data.max_bad_rows, on_bad)
+        return filter_rows(processed, data.items, data.stores)
+
+    def collect(self, rows: Iterator[dict]) -> Table:
+        columns: dict[str, list] = {c: [] for c in ("id", "date", "store_nbr", "item_nbr", "onpromotion",
+                                                  "unit_sales", "family", "class", "perishable", "dayoff")}
+        for row in rows:
+            for name, values in columns.items():
+                values.append(row[name])
+        if not columns["date"]:
+            raise DataError(
+                "no rows left after the filter",
+                "Check [data] items and stores in params.toml (or --items) against the data.",
+            )
+        dates = np.array(columns["date"], dtype=object)
+        inputs = pd.DataFrame({
+            "date": [d.isoformat() for d in columns["date"]],
+            "item_nbr": np.array(columns["item_nbr"], dtype=np.int64),
+            "store_nbr": np.array(columns["store_nbr"], dtype=np.int64),
+            "onpromotion": np.array(columns["onpromotion"], dtype=bool),
+            "family": columns["family"],
+            "class": columns["class"],
+            "perishable": np.array(columns["perishable"], dtype=bool),
+            "dayoff": np.array(columns["dayoff"], dtype=bool),
+        })
+        ids = np.array([-1 if i is None else i for i in columns["id"]], dtype=np.int64)
+        return Table(
+            inputs=inputs,
+            target=np.array(columns["unit_sales"], dtype=float),
+            dates=dates,
+            weights=inputs["perishable"].to_numpy(),
+            ids=ids,
+        )
+
+    def features(self, table: Table, source) -> SalesFeatures:
+        frame = table.inputs
+        catalogue = build_catalogue(
+            frame[["item_nbr", "family", "class", "perishable"]].drop_duplicates("item_nbr").to_dict("records"),
+            schema.WORKSHOP_PRODUCTS,
+        )
+        days_off = set(source.calendar or ())
+        days_off.update(table.dates[frame["dayoff"].to_numpy()])
+        return SalesFeatures(catalogue=catalogue, calendar=tuple(sorted(d.isoformat() for d in days_off)))
+
+    def baseline(self) -> DayOfWeekMean:
+        return DayOfWeekMean()
+
+    def expected(self, source, ids: np.ndarray) -> np.ndarray | None:
+        folder = source.path.parent
+        return readers.read_expected(folder / schema.EXPECTED_FILE, ids)
+
+    request_columns = REQUEST_COLUMNS
+    # The types a fitted SalesFeatures holds, for loading the model with skops (no pickle).
+    trusted_types = (f"{SalesFeatures.__module__}.SalesFeatures", "builtins.frozenset", "datetime.date")

@@ -1,0 +1,97 @@
+"""Shared fixtures: generated data sets, an embedded store per test, and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from cd4ml.problems.favorita.generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+    """Poll url until it answers 200, or fail with what the process printed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny generated data set (two stores, twenty items, two years), both layouts."""
+    folder = tmp_path_factory.mktemp("tiny")
+    generate("tiny", folder, seed=42)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def workshop_data(tmp_path_factory) -> Path:
+    """The workshop-size generated data set (one store, one year, 4,000 items)."""
+    folder = tmp_path_factory.mktemp("workshop")
+    generate("workshop", folder, seed=42)
+    return folder
+
+
+@pytest.fixture
+def embedded(tmp_path, monkeypatch) -> Path:
+    """The embedded default (local SQLite store) in a fresh data folder of this test's own."""
+    monkeypatch.setenv("CD4ML_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` process on a free localhost port, with its own stores."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    process = subprocess.Popen(
+        [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts"],
+        stdout=open(folder / "server.log", "wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/health", process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def remote(mlflow_server, tmp_path, monkeypatch) -> str:
+    """This test tracks to the real mlflow server (and keeps its own data folder)."""
+    monkeypatch.setenv("CD4ML_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    return mlflow_server

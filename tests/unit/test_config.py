@@ -1,0 +1,87 @@
+"""Settings: defaults < params.toml < CD4ML_* environment < CLI flags, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cd4ml.config import load_settings
+from cd4ml.errors import ConfigError
+
+
+def params(tmp_path: Path, text: str = "") -> Path:
+    path = tmp_path / "params.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_apply_when_the_params_file_is_empty(tmp_path):
+    settings = load_settings(params(tmp_path), environ={})
+    assert settings.model.name == "gradient_boosting"
+    assert settings.validation_days == 57
+    assert settings.data.source == tmp_path / "data/workshop/store47-2016.csv"
+    assert settings.tracking.uri == f"sqlite:///{tmp_path / 'data/mlflow/mlflow.db'}"
+    assert not settings.tracking.remote
+
+
+def test_the_params_file_sets_the_model_and_its_hyperparameters(tmp_path):
+    path = params(tmp_path, '[model]\nname = "random_forest"\n[model.random_forest]\nn_estimators = 5\n')
+    settings = load_settings(path, environ={})
+    assert (settings.model.name, dict(settings.model.params)) == ("random_forest", {"n_estimators": 5})
+
+
+def test_environment_beats_the_file_and_flags_beat_the_environment(tmp_path):
+    path = params(tmp_path, '[model]\nname = "ridge"\n[split]\nvalidation_days = 10\n')
+    env = {"CD4ML_MODEL_NAME": "lasso", "CD4ML_SPLIT_VALIDATION_DAYS": "20"}
+    settings = load_settings(path, environ=env, overrides={"model.name": "decision_tree"})
+    assert settings.model.name == "decision_tree"
+    assert settings.validation_days == 20
+
+
+def test_items_take_a_list_a_comma_separated_string_or_all(tmp_path):
+    path = params(tmp_path, "[data]\nitems = [1, 2]\n")
+    assert load_settings(path, environ={}).data.items == frozenset({1, 2})
+    assert load_settings(path, environ={}, overrides={"data.items": "3,4"}).data.items == frozenset({3, 4})
+    assert load_settings(path, environ={}, overrides={"data.items": "all"}).data.items is None
+
+
+def test_a_remote_tracking_server_comes_from_mlflow_tracking_uri(tmp_path):
+    settings = load_settings(params(tmp_path), environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000", "BUILD_NUMBER": "7"})
+    assert settings.tracking.remote and settings.tracking.uri == "http://mlflow:5000"
+    assert settings.tracking.artifact_location is None
+    assert settings.tracking.build_number == "7"
+
+
+def test_relative_data_paths_are_relative_to_the_params_file_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    settings = load_settings(params(tmp_path, '[data]\nsource = "x/y.csv"\n'), environ={})
+    assert settings.data.source == tmp_path / "x/y.csv"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[split]\nvalidation_days = \"ten\"\n", r"\[split\] validation_days must be an integer; got 'ten'"),
+        ("[split]\nvalidation_days = 0\n", r"validation_days must be an integer >= 1; got 0"),
+        ("[acceptance]\nmetric = \"accuracy\"\n", r"\[acceptance\] metric must be one of r2, nwrmsle, mae; got 'accuracy'"),
+        ("[acceptance]\nmin = 0.9\nmax = 0.5\n", r"min \(0.9\) must not exceed max \(0.5\)"),
+        ("[data]\nitems = [\"milk\"]\n", r"\[data\] items must be \"all\" or a list of numbers"),
+        ("seed = -1\n", r"seed must be an integer >= 0"),
+        ("[model\n", r"not valid TOML"),
+    ],
+)
+def test_bad_values_are_named_with_what_was_given(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(params(tmp_path, text), environ={})
+
+
+def test_a_missing_params_file_says_how_to_fix_it(tmp_path):
+    with pytest.raises(ConfigError, match="not found.*CD4ML_PARAMS"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_settings_are_frozen(tmp_path):
+    settings = load_settings(params(tmp_path), environ={})
+    with pytest.raises(AttributeError):
+        settings.seed = 1
