@@ -22,7 +22,7 @@ def test_the_params_file_sets_hyperparameters():
 
 
 def test_an_unknown_model_name_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"\[model\] name must be one of random_forest, gradient_boosting.*got 'forest'"):
+    with pytest.raises(ConfigError, match=r"\[model\] name must be one of gradient_boosting, random_forest.*got 'forest'"):
         make_model("forest", {}, random_state=0)
 
 
