@@ -113,10 +113,16 @@ def _generate_data(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from cd4ml.pipeline.run import run_pipeline
+    from cd4ml import tracking
 
     settings = _settings(args)
-    result = run_pipeline(settings, Reporter())
+    process = tracking.RunProcess(settings.tracking)  # MLflow warms up while we import the rest
+    try:
+        from cd4ml.pipeline.run import run_pipeline
+    except BaseException:
+        process.cancel()
+        raise
+    result = run_pipeline(settings, Reporter(), process)
     _print_scores(result.metrics)
     print(f"run {result.run_id} tracked at {result.tracking_uri}")
     print(_where_to_look(settings, result.experiment_id, result.run_id))

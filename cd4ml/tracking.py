@@ -1,21 +1,27 @@
 """MLflow runs: the only module that logs params, metrics, tags, models and plots.
 
 MLflow is imported when a run starts, not at import time, so commands that track nothing
-stay fast.
+stay fast. A pipeline run's MLflow work happens in a helper process (RunProcess): importing
+MLflow, opening the store and logging the model take about as long as reading the data and
+training, so on two cores the two halves overlap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import multiprocessing
 import os
+import signal
 import socket
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from cd4ml.config import TrackingSettings
-from cd4ml.errors import ServiceUnreachable
+from cd4ml.errors import Cd4mlError, ServiceUnreachable
 
 PID_TAG = "cd4ml.pid"
 HOST_TAG = "cd4ml.host"
@@ -75,14 +81,15 @@ def git_tags(root: Path) -> dict[str, str]:
 
 
 class Run:
-    """One MLflow run of ours: everything logged to it goes through here."""
+    """The MLflow side of one run, inside the tracking process: everything logged goes through here."""
 
     def __init__(self, mlflow, run) -> None:
         self.mlflow = mlflow
         self.id = run.info.run_id
         self.experiment_id = run.info.experiment_id
+        self.model_uri = ""
 
-    def log(self, params: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {}, tags: Mapping[str, Any] = {}) -> None:
+    def log(self, params: Mapping[str, Any], metrics: Mapping[str, float], tags: Mapping[str, Any]) -> None:
         if params:
             self.mlflow.log_params({k: _short(v) for k, v in params.items()})
         if metrics:
@@ -90,15 +97,15 @@ class Run:
         if tags:
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
-    def log_figure(self, figure, path: str) -> None:
-        self.mlflow.log_figure(figure, path)
+    def log_png(self, data: bytes, path: str) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            file = Path(folder) / Path(path).name
+            file.write_bytes(data)
+            self.mlflow.log_artifact(str(file), artifact_path=str(Path(path).parent))
 
-    def log_dict(self, data: Mapping[str, Any], path: str) -> None:
-        self.mlflow.log_dict(dict(data), path)
-
-    def log_model(self, model, input_example, predictions, trusted_types: list[str]) -> str:
+    def log_model(self, model, input_example, predictions, trusted_types: list[str]) -> None:
         """Log the sklearn Pipeline (skops format, not pickle) with its signature and explicit
-        requirements; returns its URI. trusted_types: the non-sklearn types it holds."""
+        requirements. trusted_types: the non-sklearn types it holds."""
         from mlflow.models import infer_signature
 
         with warnings.catch_warnings():
@@ -113,30 +120,170 @@ class Run:
             serialization_format="skops",
             skops_trusted_types=trusted_types,
         )
-        return info.model_uri
+        self.model_uri = info.model_uri
+
+
+class RunProcess:
+    """A run whose MLflow work (import, store set-up, logging) happens in a helper process, in
+    parallel with the data pass and training here. Calls are queued; `end` waits for them all."""
+
+    def __init__(self, tracking: TrackingSettings) -> None:
+        """Start the tracking process; it imports MLflow and opens the store, then waits for start()."""
+        check_reachable(tracking)
+        # spawn, not fork: a forked child of a process that has used OpenMP (our training) or
+        # MLflow's threads can hang on locks it inherited.
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._process = context.Process(target=_serve_run, args=(theirs, tracking), name="cd4ml-tracking", daemon=True)
+        self._process.start()
+        theirs.close()
+        self._uri = tracking.uri
+        self._started: tuple[str, str] | None = None
+        self.model_uri = ""
+
+    def start(self, run_name: str | None = None) -> None:
+        """Create the MLflow run (stale RUNNING runs of dead processes are marked FAILED first)."""
+        self._send("start", run_name)
+
+    def cancel(self) -> None:
+        """Stop the tracking process before any run was created."""
+        try:
+            self._conn.send(("cancel",))
+        except OSError:
+            pass
+        self._process.join(timeout=30)
+
+    @property
+    def id(self) -> str:
+        return self._wait_started()[0]
+
+    @property
+    def experiment_id(self) -> str:
+        return self._wait_started()[1]
+
+    def log(self, params: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {}, tags: Mapping[str, Any] = {}) -> None:
+        self._send("log", dict(params), dict(metrics), dict(tags))
+
+    def log_figure(self, figure, path: str) -> None:
+        """Render a matplotlib figure to PNG here and log it there."""
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        self._send("log_png", buffer.getvalue(), path)
+
+    def log_model(self, model, input_example, predictions, trusted_types: list[str]) -> None:
+        self._send("log_model", model, input_example, predictions, list(trusted_types))
+
+    def end(self, status: str) -> dict[str, str]:
+        """End the run with this status once everything queued is logged; returns the model URI."""
+        self._wait_started()
+        self._send("end", status)
+        reply = self._receive()
+        self._process.join(timeout=30)
+        if reply[0] == "error":
+            raise _rebuild(reply)
+        return reply[1]
+
+    def abandon(self) -> None:
+        """Mark the run FAILED (best effort) and stop the tracking process."""
+        try:
+            self._conn.send(("end", "FAILED"))
+            if self._conn.poll(30):
+                self._conn.recv()
+        except (OSError, EOFError):
+            pass
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def _wait_started(self) -> tuple[str, str]:
+        if self._started is None:
+            reply = self._receive()
+            if reply[0] == "error":
+                self._process.join(timeout=30)
+                raise _rebuild(reply)
+            self._started = (reply[1], reply[2])
+        return self._started
+
+    def _send(self, *message: Any) -> None:
+        try:
+            self._conn.send(message)
+        except OSError:
+            raise self._lost() from None
+
+    def _receive(self) -> tuple:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise self._lost() from None
+
+    def _lost(self) -> ServiceUnreachable:
+        return ServiceUnreachable(
+            f"the tracking process for {self._uri} stopped unexpectedly.",
+            "Run again; if it repeats, check the MLflow store.",
+        )
 
 
 @contextlib.contextmanager
-def start_run(tracking: TrackingSettings, run_name: str | None = None) -> Iterator[Run]:
-    """A run that ends FINISHED, or FAILED on any error or interrupt; stale runs of dead
-    processes on this host are marked FAILED first."""
-    mlflow = configure(tracking)
+def tracked_run(process: RunProcess, run_name: str | None = None) -> Iterator[RunProcess]:
+    """A run that ends FINISHED, or FAILED on any error or interrupt (also when this process is
+    killed: the tracking process sees its pipe close)."""
+    process.start(run_name)
     try:
-        exp = experiment_id(mlflow, tracking)
-        fail_abandoned_runs(mlflow, exp)
-        active = mlflow.start_run(experiment_id=exp, run_name=run_name)
-    except Exception as err:
-        raise ServiceUnreachable(
-            f"could not start an MLflow run at {tracking.uri}: {err}",
-            "Check that the tracking server is up and MLFLOW_TRACKING_URI is right.",
-        ) from None
-    mlflow.set_tags({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
-    try:
-        yield Run(mlflow, active)
+        yield process
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        process.abandon()
         raise
-    mlflow.end_run(status="FINISHED")
+    process.model_uri = process.end("FINISHED")["model_uri"]
+
+
+def _serve_run(conn, tracking: TrackingSettings) -> None:
+    """The tracking process: warm up, start the run when asked, log what arrives, end it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pipeline decides how the run ends
+    warm_up_error = None
+    try:
+        mlflow = configure(tracking)
+        exp = experiment_id(mlflow, tracking)
+    except Exception as err:
+        warm_up_error = err
+    try:
+        method, *args = conn.recv()
+    except (EOFError, OSError):
+        return
+    if method != "start":
+        return
+    try:
+        if warm_up_error is not None:
+            raise warm_up_error
+        fail_abandoned_runs(mlflow, exp)
+        run = Run(mlflow, mlflow.start_run(experiment_id=exp, run_name=args[0]))
+        mlflow.set_tags({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+    except Exception as err:
+        conn.send(("error", "ServiceUnreachable", f"could not start an MLflow run at {tracking.uri}: {err}",
+                   "Check that the tracking store is reachable and MLFLOW_TRACKING_URI is right."))
+        return
+    conn.send(("started", run.id, run.experiment_id))
+    failure: tuple | None = None
+    while True:
+        try:
+            method, *args = conn.recv()
+        except (EOFError, OSError):  # the pipeline process is gone
+            mlflow.end_run(status="FAILED")
+            return
+        if method == "end":
+            mlflow.end_run(status="FAILED" if failure else args[0])
+            conn.send(failure or ("ended", {"model_uri": run.model_uri}))
+            return
+        if failure is None:
+            try:
+                getattr(run, method)(*args)
+            except Exception as err:
+                failure = ("error", "ServiceUnreachable", f"logging to MLflow at {tracking.uri} failed: {err}",
+                           "Check the tracking store (disk space, server logs) and run again.")
+
+
+def _rebuild(reply: tuple) -> Cd4mlError:
+    _, kind, message, hint = reply
+    return {"ServiceUnreachable": ServiceUnreachable}.get(kind, Cd4mlError)(message, hint)
 
 
 def fail_abandoned_runs(mlflow, exp: str) -> list[str]:

@@ -93,15 +93,22 @@ def train_and_validate(
     return Trained(model, metrics, valid, predicted)
 
 
-def run_pipeline(settings: Settings, reporter: Reporter) -> RunResult:
-    """One tracked pipeline run; the run id is recorded for the acceptance gate."""
+def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:
+    """One tracked pipeline run; the run id is recorded for the acceptance gate.
+
+    `process` is a tracking process already warming up (the CLI starts it before importing
+    this module, so MLflow's import overlaps ours); without one, one is started here."""
     started = time.perf_counter()
-    problem = get_problem(settings.problem)
-    make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
-    source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
+    process = process or tracking.RunProcess(settings.tracking)
+    try:
+        problem = get_problem(settings.problem)
+        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
+    except BaseException:
+        process.cancel()
+        raise
     seconds: dict[str, float] = {}
-    with tracking.start_run(settings.tracking) as run:
-        seconds["tracking_setup"] = time.perf_counter() - started
+    with tracking.tracked_run(process) as run:
         run.log(params=_params(settings), tags={
             **tracking.git_tags(settings.paths.root),
             **({"build_number": settings.tracking.build_number} if settings.tracking.build_number else {}),
@@ -132,18 +139,18 @@ def run_pipeline(settings: Settings, reporter: Reporter) -> RunResult:
                   "data.rows_kept": kept, "data.source": data["source"],
                   "validation.first_date": str(cutoff)},
         )
-        _log_plots(run, trained, table)
         example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
-        model_uri = run.log_model(
+        run.log_model(  # the tracking process logs the model while the plots are drawn here
             trained.model, example, trained.model.predict(example),
             trusted_types=[*problem.trusted_types, *trusted_types(settings.model.name)],
         )
-        seconds["logging"] = time.perf_counter() - clock
-        reporter.stage("logging", seconds["logging"])
+        _log_plots(run, trained, table)
+    seconds["logging"] = time.perf_counter() - clock
+    reporter.stage("logging", seconds["logging"])
     seconds["total"] = time.perf_counter() - started
     result = RunResult(
         run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
-        model_uri=model_uri, metrics=trained.metrics, data=data, seconds=seconds,
+        model_uri=run.model_uri, metrics=trained.metrics, data=data, seconds=seconds,
     )
     settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
     settings.paths.last_run_file.write_text(result.as_json() + "\n")
@@ -165,7 +172,7 @@ def _params(settings: Settings) -> dict[str, Any]:
     return params
 
 
-def _log_plots(run: tracking.Run, trained: Trained, table: Table) -> None:
+def _log_plots(run: tracking.RunProcess, trained: Trained, table: Table) -> None:
     actual = table.target[trained.valid]
     run.log_figure(plots.predicted_vs_actual(actual, trained.predicted), "plots/predicted_vs_actual.png")
     run.log_figure(

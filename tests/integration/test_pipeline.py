@@ -51,6 +51,7 @@ def test_a_run_on_a_real_mlflow_server_logs_everything(remote, tiny_data, capsys
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/predicted_vs_actual.png", "plots/residuals_by_date.png", "plots/feature_importance.png"}
 
+    mlflow.set_tracking_uri(remote)
     model = mlflow.sklearn.load_model(result["model_uri"])
     request = pd.DataFrame([{"date": "2017-01-02", "item_nbr": 99197, "store_nbr": 47, "onpromotion": False}])
     assert model.predict(request)[0] > 0
@@ -83,6 +84,7 @@ def test_same_commit_data_and_params_give_the_same_metrics_and_predictions(embed
         "date": [f"2017-01-{d:02d}" for d in range(1, 29)], "item_nbr": [99197, 105574, 1963838, 99197] * 7,
         "store_nbr": [47, 44] * 14, "onpromotion": [False, True] * 14,
     })
+    mlflow.set_tracking_uri(first["tracking_uri"])
     a = mlflow.sklearn.load_model(first["model_uri"]).predict(requests)
     b = mlflow.sklearn.load_model(second["model_uri"]).predict(requests)
     assert np.array_equal(a, b)
