@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cd4ml.config import Settings, load_settings
-from cd4ml.errors import EXIT_OK, Cd4mlError
+from cd4ml.errors import EXIT_INTERNAL, EXIT_OK, Cd4mlError
 from cd4ml.progress import Reporter
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
@@ -64,6 +64,40 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--json", action="store_true", help="make the last line of output one JSON object (run id, metrics)")
     pipe.set_defaults(handler=_pipeline)
 
+    gate = commands.add_parser("acceptance", parents=[common], help="the acceptance gate: accept or reject the last run's model",
+                               description="Judge the run the pipeline just made: its metric must lie within [min, max] and "
+                                           "not be worse than production's on the same validation rows by more than the tolerance.",
+                               epilog=EXIT_CODES)
+    gate.add_argument("--run-id", default=None, help="judge this run instead of the last pipeline run")
+    gate.set_defaults(handler=_acceptance)
+
+    deploy = commands.add_parser("deploy", parents=[common], help="register the accepted model and move the production alias to it",
+                                 description="Register the last accepted run's model as a version and point production at it.",
+                                 epilog=EXIT_CODES)
+    deploy.add_argument("--run-id", default=None, help="deploy this run instead of the last pipeline run")
+    deploy.set_defaults(handler=_deploy)
+
+    back = commands.add_parser("rollback", parents=[common], help="move production back to the previous accepted version",
+                               description="Point the production alias at the previous accepted version (or --to VERSION); no retraining.",
+                               epilog=EXIT_CODES)
+    back.add_argument("--to", default=None, help="the version to go back to (default: the previous accepted one)")
+    back.set_defaults(handler=_rollback)
+
+    serve = commands.add_parser("serve", parents=[common], help="serve the production model: web form and JSON API (gunicorn)",
+                                description="Serve the sales-forecast page and API with gunicorn; the model follows the production alias.",
+                                epilog=EXIT_CODES)
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1 from params.toml)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 5005)")
+    serve.add_argument("--workers", type=int, default=None, help="gunicorn workers (default 2)")
+    serve.set_defaults(handler=_serve)
+
+    quick = commands.add_parser("quickstart", parents=[common], help="the main job: generate data, train, gate, deploy, serve",
+                                description="Generate the workshop data (once), run the pipeline, the acceptance gate and "
+                                            "deploy, then serve the form until Ctrl-C.", epilog=EXIT_CODES)
+    quick.add_argument("--no-serve", action="store_true", help="stop after deploying")
+    quick.add_argument("--port", type=int, default=None, help="port for the server (default 5005)")
+    quick.set_defaults(handler=_quickstart)
+
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
@@ -91,7 +125,7 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.params, overrides={
-        "data.source": str(args.data) if getattr(args, "data", None) else None,
+        "data.source": str(Path(args.data).resolve()) if getattr(args, "data", None) else None,  # from the shell's folder
         "data.items": getattr(args, "items", None),
         "data.stores": getattr(args, "stores", None),
         "model.name": getattr(args, "model", None),
@@ -146,6 +180,128 @@ def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:
         f"see it with: mlflow ui --backend-store-uri {settings.tracking.uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
     )
+
+
+def _allowed_types(settings: Settings) -> list[str]:
+    from cd4ml.pipeline.models import all_trusted_types
+    from cd4ml.problems import get_problem
+
+    return [*get_problem(settings.problem).trusted_types, *all_trusted_types()]
+
+
+def _run_id(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The run to act on: --run-id, or the one the last pipeline recorded."""
+    from cd4ml.acceptance import last_run
+    from cd4ml.errors import ConfigError
+
+    if args.run_id:
+        return args.run_id, {}
+    recorded = last_run(settings)
+    if recorded.get("tracking_uri") != settings.tracking.uri:
+        raise ConfigError(
+            f"the last pipeline run was tracked at {recorded.get('tracking_uri')}, but MLFLOW_TRACKING_URI "
+            f"now points at {settings.tracking.uri}.",
+            "Use the same tracking store for pipeline, acceptance and deploy, or pass --run-id.",
+        )
+    return recorded["run_id"], recorded
+
+
+def _acceptance(args: argparse.Namespace) -> int:
+    from cd4ml.acceptance import judge
+    from cd4ml.errors import EXIT_REJECTED
+
+    settings = _settings(args)
+    run_id, _ = _run_id(args, settings)
+    verdict = judge(settings, run_id, _allowed_types(settings))
+    print(verdict.message)
+    return EXIT_OK if verdict.accepted else EXIT_REJECTED
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from cd4ml import registry
+    from cd4ml.errors import ModelRejected, ServiceUnreachable
+
+    settings = _settings(args)
+    run_id, recorded = _run_id(args, settings)
+    client = registry.client(settings.tracking)
+    try:
+        run = client.get_run(run_id)
+    except Exception as err:
+        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {err}", "Is MLflow up?") from None
+    verdict = run.data.tags.get(registry.ACCEPTED_TAG)
+    if verdict != "accepted":
+        raise ModelRejected(
+            f"run {run_id} was {verdict or 'not judged'} by the acceptance gate; it is not deployed.",
+            "Run `python3 run_python_script.py acceptance` and deploy only an accepted model.",
+        )
+    model_uri = recorded.get("model_uri") or _logged_model_uri(client, run)
+    version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
+    move = registry.promote(client, settings.tracking.registered_model, version)
+    print(f"deployed: {move}")
+    print(f"the model server picks it up within {settings.serving.poll_seconds:g} s "
+          f"(or at once on POST /reload); serve with: python3 run_python_script.py serve")
+    return EXIT_OK
+
+
+def _logged_model_uri(client, run) -> str:
+    from cd4ml.errors import DataError
+
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    if not found:
+        raise DataError(f"run {run.info.run_id} logged no model", "Run the pipeline again.")
+    return f"models:/{found[0].model_id}"
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from cd4ml import registry
+
+    settings = _settings(args)
+    move = registry.rollback(registry.client(settings.tracking), settings.tracking.registered_model, args.to)
+    print(f"rolled back: {move}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from cd4ml.serving.gunicorn_app import serve
+    from cd4ml.serving.model_store import ModelStore
+    from cd4ml.serving.registry_source import production_fetcher
+
+    settings = _settings(args)
+    serving = replace(
+        settings.serving,
+        host=args.host or settings.serving.host,
+        port=args.port or settings.serving.port,
+        workers=args.workers or settings.serving.workers,
+    )
+    settings = replace(settings, serving=serving)
+    fetch = production_fetcher(settings.tracking, _allowed_types(settings))
+    print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
+          f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
+    return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds))
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve."""
+    from cd4ml.errors import EXIT_REJECTED
+
+    settings = _settings(args)
+    if not settings.data.source.exists():
+        if _generate_data(argparse.Namespace(**vars(args), size="workshop", out=None, seed=None)) != EXIT_OK:
+            return EXIT_INTERNAL
+    step = argparse.Namespace(**vars(args), data=None, items=None, stores=None, model=None, json=False, run_id=None)
+    _pipeline(step)
+    accepted = _acceptance(step)
+    if accepted == EXIT_OK:
+        _deploy(step)
+    elif accepted == EXIT_REJECTED:
+        print("the gate rejected this model: production is unchanged")
+    if args.no_serve:
+        return accepted
+    return _serve(argparse.Namespace(**vars(step), host=None, workers=None))
 
 
 def _benchmark(args: argparse.Namespace) -> int:

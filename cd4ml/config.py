@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "problem": "favorita",
     "seed": 42,
     "data": {
-        "source": "data/workshop/store47-2016.csv",
+        "source": "workshop/store47-2016.csv",
         "items": "all",
         "stores": "all",
         "max_bad_rows": 0,
@@ -231,7 +231,7 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
         problem=_string(p["problem"], f"{where} problem"),
         seed=_integer(p["seed"], f"{where} seed", minimum=0),
         data=DataSettings(
-            source=_path(data["source"], root, f"{where} [data] source"),
+            source=_path(data["source"], data_dir, f"{where} [data] source"),
             items=_selection(data["items"], f"{where} [data] items"),
             stores=_selection(data["stores"], f"{where} [data] stores"),
             max_bad_rows=_integer(data["max_bad_rows"], f"{where} [data] max_bad_rows", minimum=0),

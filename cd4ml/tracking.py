@@ -97,7 +97,7 @@ class Run:
         if tags:
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
-    def log_png(self, data: bytes, path: str) -> None:
+    def log_bytes(self, data: bytes, path: str) -> None:
         with tempfile.TemporaryDirectory() as folder:
             file = Path(folder) / Path(path).name
             file.write_bytes(data)
@@ -168,7 +168,11 @@ class RunProcess:
         """Render a matplotlib figure to PNG here and log it there."""
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
-        self._send("log_png", buffer.getvalue(), path)
+        self._send("log_bytes", buffer.getvalue(), path)
+
+    def log_bytes(self, data: bytes, path: str) -> None:
+        """Log a file's content as an artifact at path."""
+        self._send("log_bytes", data, path)
 
     def log_model(self, model, input_example, predictions, trusted_types: list[str]) -> None:
         self._send("log_model", model, input_example, predictions, list(trusted_types))

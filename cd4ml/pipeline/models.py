@@ -78,3 +78,8 @@ class NonNegative(RegressorMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return np.clip(self.regressor_.predict(X), 0.0, None)
+
+
+def all_trusted_types() -> list[str]:
+    """Every type any of our models may hold beyond skops' defaults (what a server may load)."""
+    return sorted({t for name in MODELS for t in trusted_types(name)})

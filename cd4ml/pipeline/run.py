@@ -6,6 +6,7 @@ MLflow and the progress reporter.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from cd4ml import plots, tracking
+from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
 from cd4ml.pipeline.evaluate import evaluate
 from cd4ml.pipeline.models import NonNegative, make_model, trusted_types
@@ -139,6 +141,7 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
                   "data.rows_kept": kept, "data.source": data["source"],
                   "validation.first_date": str(cutoff)},
         )
+        run.log_bytes(_validation_rows(problem, table, trained.valid), VALIDATION_ROWS)
         example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
         run.log_model(  # the tracking process logs the model while the plots are drawn here
             trained.model, example, trained.model.predict(example),
@@ -155,6 +158,17 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
     settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
     settings.paths.last_run_file.write_text(result.as_json() + "\n")
     return result
+
+
+def _validation_rows(problem: Problem, table: Table, valid: np.ndarray) -> bytes:
+    """The validation rows (model inputs, target, metric weight) as Parquet: the gate scores the
+    production model on exactly these rows."""
+    rows = table.inputs.loc[valid, list(problem.request_columns)].reset_index(drop=True)
+    rows["target"] = table.target[valid]
+    rows["weight"] = table.weights[valid]
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _params(settings: Settings) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def test_defaults_apply_when_the_params_file_is_empty(tmp_path):
     settings = load_settings(params(tmp_path), environ={})
     assert settings.model.name == "gradient_boosting"
     assert settings.validation_days == 57
-    assert settings.data.source == tmp_path / "data/workshop/store47-2016.csv"
+    assert settings.data.source == tmp_path / "data/workshop/store47-2016.csv"  # inside the data folder
     assert settings.tracking.uri == f"sqlite:///{tmp_path / 'data/mlflow/mlflow.db'}"
     assert not settings.tracking.remote
 
@@ -53,10 +53,12 @@ def test_a_remote_tracking_server_comes_from_mlflow_tracking_uri(tmp_path):
     assert settings.tracking.build_number == "7"
 
 
-def test_relative_data_paths_are_relative_to_the_params_file_not_the_working_directory(tmp_path, monkeypatch):
+def test_relative_data_paths_are_inside_the_data_folder_not_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     settings = load_settings(params(tmp_path, '[data]\nsource = "x/y.csv"\n'), environ={})
-    assert settings.data.source == tmp_path / "x/y.csv"
+    assert settings.data.source == tmp_path / "data/x/y.csv"
+    moved = load_settings(params(tmp_path, '[data]\nsource = "x/y.csv"\n'), environ={"CD4ML_DATA_DIR": str(tmp_path / "elsewhere")})
+    assert moved.data.source == tmp_path / "elsewhere/x/y.csv"
 
 
 @pytest.mark.parametrize(

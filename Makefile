@@ -1,0 +1,29 @@
+# The two commands of the README. Everything installs into .venv from the pinned requirements.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test install install-dev clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+## make run: generate the workshop data, train, gate, deploy, and serve the form on http://127.0.0.1:5005
+run: install
+	$(PY) run_python_script.py quickstart
+
+## make test: run every test (unit, integration against real processes, browser)
+test: install-dev
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) data

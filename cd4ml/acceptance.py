@@ -1,0 +1,111 @@
+"""The acceptance gate: a pure decide() and the loading of its inputs from MLflow.
+
+The challenger (the run the pipeline just made) must score within [min, max] on its validation
+rows and, when a production model exists, must not be worse than production on those same rows
+by more than the tolerance. The gate fails closed: no answer from MLflow is a rejection.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cd4ml.config import Settings
+from cd4ml.errors import DataError, ServiceUnreachable
+
+HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
+VALIDATION_ROWS = "validation/rows.parquet"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    message: str
+    reasons: tuple[str, ...]
+
+
+def decide(
+    metric: str, value: float, low: float, high: float, tolerance: float,
+    production_value: float | None, production_version: str | None, run_id: str = "",
+) -> Verdict:
+    """Accept when the metric lies within [low, high] and is not worse than production's (on the
+    same rows) by more than the tolerance. Pure."""
+    reasons = []
+    if math.isnan(value) or not low <= value <= high:
+        reasons.append(f"{metric} {value:.4f} is outside [{low:.4f}, {high:.4f}]")
+    if production_value is not None:
+        worse_by = (production_value - value) if HIGHER_IS_BETTER[metric] else (value - production_value)
+        if not worse_by <= tolerance:
+            reasons.append(
+                f"it is worse than production v{production_version} ({production_value:.4f}) by "
+                f"{worse_by:.4f}, more than the tolerance {tolerance:.4f}"
+            )
+    accepted = not reasons
+    champion = (
+        f"production v{production_version} scores {production_value:.4f} on the same validation rows"
+        if production_value is not None else "no production model yet"
+    )
+    message = (
+        f"Run {run_id or '?'}: {metric} = {value:.4f} (acceptable range [{low:.4f}, {high:.4f}], "
+        f"tolerance {tolerance:.4f}); {champion}. "
+        + ("ACCEPTED." if accepted else "REJECTED: " + "; ".join(reasons) + ".")
+    )
+    return Verdict(accepted, message, tuple(reasons))
+
+
+def last_run(settings: Settings) -> dict[str, Any]:
+    """The run the pipeline recorded last (data/last_run.json)."""
+    path = settings.paths.last_run_file
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist: no pipeline run to judge", "Run `python3 run_python_script.py pipeline` first.") from None
+    except json.JSONDecodeError:
+        raise DataError(f"{path} is not valid JSON", "Run the pipeline again to rewrite it.") from None
+
+
+def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
+    """Gather the gate's inputs from MLflow, decide, and record the verdict on the run."""
+    from cd4ml import registry
+
+    client = registry.client(settings.tracking)
+    metric = settings.acceptance.metric
+    try:
+        run = client.get_run(run_id)
+    except Exception as err:
+        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {err}", "Is MLflow up, and is this the right store?") from None
+    value = run.data.metrics.get(metric, math.nan)
+    champion = registry.production(client, settings.tracking.registered_model)
+    production_value = None
+    if champion is not None and champion.run_id != run_id:
+        rows = _validation_rows(client, run_id)
+        model = registry.load(champion, settings.tracking.registered_model, allowed_types)
+        production_value = _score(model, rows, metric)
+    verdict = decide(
+        metric, value, settings.acceptance.min, settings.acceptance.max, settings.acceptance.tolerance,
+        production_value, champion.number if champion and production_value is not None else None, run_id,
+    )
+    client.set_tag(run_id, "acceptance.verdict", "accepted" if verdict.accepted else "rejected")
+    client.set_tag(run_id, "acceptance.message", verdict.message[:4000])
+    if production_value is not None:
+        client.log_metric(run_id, f"acceptance.production_{metric}", production_value)
+        client.set_tag(run_id, "acceptance.production_version", champion.number)
+    return verdict
+
+
+def _validation_rows(client, run_id: str):
+    import pandas as pd
+
+    local = client.download_artifacts(run_id, VALIDATION_ROWS)
+    with open(local, "rb") as f:
+        return pd.read_parquet(io.BytesIO(f.read()))
+
+
+def _score(model, rows, metric: str) -> float:
+    from cd4ml.pipeline.evaluate import evaluate
+
+    predicted = model.predict(rows.drop(columns=["target", "weight"]))
+    return evaluate(rows["target"].to_numpy(), predicted, rows["weight"].to_numpy())[metric]

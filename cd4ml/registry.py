@@ -1,0 +1,185 @@
+"""The model registry: versions, the `production` alias, promotion and rollback.
+
+The only module that registers versions or moves aliases. Versions carry the lineage of the
+run that made them (git commit, build number, data fingerprint) and whether the acceptance
+gate accepted them; only accepted versions can be promoted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from cd4ml.config import TrackingSettings
+from cd4ml.errors import Cd4mlError, ModelRejected, ServiceUnreachable
+
+ALIAS = "production"
+ACCEPTED_TAG = "acceptance.verdict"
+LINEAGE_TAGS = ("git.commit", "git.dirty", "build_number", "data.sha256", "data.rows_read", "data.source")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One registered model version, as the CLI and the server need it."""
+
+    number: str
+    run_id: str
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def accepted(self) -> bool:
+        return self.tags.get("accepted") == "true"
+
+
+@dataclass(frozen=True)
+class Move:
+    """What a promotion or rollback did to the alias."""
+
+    name: str
+    previous: str | None
+    current: str
+    seconds: float
+
+    def __str__(self) -> str:
+        before = f"v{self.previous}" if self.previous else "nothing"
+        return f"{self.name}@{ALIAS}: {before} -> v{self.current} ({self.seconds:.2f} s)"
+
+
+def client(tracking: TrackingSettings):
+    """An MlflowClient on the configured store (fails fast when a remote one does not answer)."""
+    from cd4ml import tracking as tracking_module
+
+    mlflow = tracking_module.configure(tracking)
+    return mlflow.MlflowClient()
+
+
+def production(mlflow_client, name: str) -> Version | None:
+    """The version the production alias points at, or None when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = mlflow_client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException as err:
+        if _is_not_found(err):
+            return None
+        raise _unreachable(err) from None
+    except Exception as err:  # network errors from the REST client
+        raise _unreachable(err) from None
+    return _version(found)
+
+
+def versions(mlflow_client, name: str) -> list[Version]:
+    """Every version of the registered model, newest first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = mlflow_client.search_model_versions(f"name = '{name}'")
+    except MlflowException as err:
+        if _is_not_found(err):
+            return []
+        raise _unreachable(err) from None
+    return sorted((_version(v) for v in found), key=lambda v: int(v.number), reverse=True)
+
+
+def register(mlflow_client, name: str, run_id: str, model_uri: str, run_tags: dict[str, str]) -> Version:
+    """The version made from this run's model: the existing one if it was registered before."""
+    from mlflow.exceptions import MlflowException
+
+    for existing in versions(mlflow_client, name):
+        if existing.run_id == run_id:
+            return existing
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as err:
+        if "RESOURCE_ALREADY_EXISTS" not in str(err.error_code):
+            raise
+    tags = {k: v for k, v in run_tags.items() if k in LINEAGE_TAGS}
+    tags.update({"accepted": "true", "run_id": run_id})
+    created = mlflow_client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+    return _version(created)
+
+
+def promote(mlflow_client, name: str, version: Version) -> Move:
+    """Point the production alias at an accepted version."""
+    if not version.accepted:
+        raise ModelRejected(
+            f"version {version.number} of {name} was not accepted by the gate, so it cannot go to production.",
+            "Run `run_python_script.py acceptance` on its run first.",
+        )
+    started = time.perf_counter()
+    before = production(mlflow_client, name)
+    mlflow_client.set_registered_model_alias(name, ALIAS, version.number)
+    mlflow_client.set_model_version_tag(name, version.number, "promoted_at", _now())
+    return Move(name, before.number if before else None, version.number, time.perf_counter() - started)
+
+
+def rollback(mlflow_client, name: str, to: str | None = None) -> Move:
+    """Move production back to the previous accepted version (or to version `to`); no retraining."""
+    started = time.perf_counter()
+    current = production(mlflow_client, name)
+    candidates = [v for v in versions(mlflow_client, name) if v.accepted]
+    if to is not None:
+        target = next((v for v in candidates if v.number == str(to)), None)
+        if target is None:
+            known = ", ".join(v.number for v in candidates) or "none"
+            raise Cd4mlError(
+                f"{name} has no accepted version {to}; accepted versions: {known}.",
+                "Name one of them with --to.",
+            )
+    else:
+        older = [v for v in candidates if current is None or int(v.number) < int(current.number)]
+        if not older:
+            raise Cd4mlError(
+                f"{name} has no accepted version older than production (v{current.number if current else '-'}).",
+                "There is nothing to roll back to; name a version with --to.",
+            )
+        target = older[0]
+    mlflow_client.set_registered_model_alias(name, ALIAS, target.number)
+    mlflow_client.set_model_version_tag(name, target.number, "promoted_at", _now())
+    return Move(name, current.number if current else None, target.number, time.perf_counter() - started)
+
+
+def load(version: Version, name: str, allowed_types: Iterable[str]) -> Any:
+    """The fitted model of a version. Only skops files whose declared types are all allowed are
+    loaded: never a pickle, never a type we do not know."""
+    import mlflow
+
+    uri = f"models:/{name}/{version.number}"
+    try:
+        flavor = mlflow.models.get_model_info(uri).flavors.get("sklearn", {})
+    except Exception as err:
+        raise Cd4mlError(f"cannot read {uri}: {err}", "Its artifacts may be missing; roll back or redeploy.") from None
+    if flavor.get("serialization_format") != "skops":
+        raise Cd4mlError(
+            f"{uri} is saved as {flavor.get('serialization_format')!r}, not skops; refusing to load it.",
+            "Only models logged by this project's pipeline (skops, no pickle) can be served.",
+        )
+    declared = set(flavor.get("skops_trusted_types") or ())
+    unknown = sorted(declared - set(allowed_types))
+    if unknown:
+        raise Cd4mlError(
+            f"{uri} declares types this server does not trust: {', '.join(unknown)}.",
+            "Only models logged by this project's pipeline can be served.",
+        )
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except Exception as err:
+        raise Cd4mlError(f"cannot load {uri}: {err}", "Its artifacts may be missing or corrupt; roll back or redeploy.") from None
+
+
+def _version(found) -> Version:
+    return Version(number=str(found.version), run_id=found.run_id or "", source=found.source, tags=dict(found.tags or {}))
+
+
+def _is_not_found(err) -> bool:
+    return str(getattr(err, "error_code", "")) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def _unreachable(err) -> ServiceUnreachable:
+    return ServiceUnreachable(f"the model registry did not answer: {err}", "Check MLFLOW_TRACKING_URI and that MLflow is up.")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

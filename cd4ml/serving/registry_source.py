@@ -1,0 +1,48 @@
+"""Where a server's models come from: the registry's production alias (and nowhere else)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from cd4ml import registry
+from cd4ml.config import TrackingSettings
+from cd4ml.errors import Cd4mlError
+from cd4ml.serving.model_store import LoadedModel
+
+
+def production_fetcher(
+    tracking: TrackingSettings, allowed_types: Iterable[str]
+) -> Callable[[str | None], LoadedModel | None]:
+    """fetch(current_version) for a ModelStore: the production version when it is another one
+    than current_version, None when unchanged. Raises when the registry cannot be reached or the
+    version cannot be loaded, so the store keeps what it has and reports why."""
+    allowed = tuple(allowed_types)
+    name = tracking.registered_model
+    clients: list = []
+
+    def fetch(current: str | None) -> LoadedModel | None:
+        if not clients:
+            clients.append(registry.client(tracking))
+        version = registry.production(clients[0], name)
+        if version is None:
+            if current is None:
+                raise Cd4mlError(
+                    f"no model is deployed: {name}@{registry.ALIAS} does not exist yet.",
+                    "Deploy one: run_python_script.py pipeline && run_python_script.py acceptance "
+                    "&& run_python_script.py deploy",
+                )
+            return None
+        if version.number == current:
+            return None
+        model = registry.load(version, name, allowed)
+        return LoadedModel(
+            version=version.number,
+            run_id=version.run_id,
+            git_commit=version.tags.get("git.commit", ""),
+            model=model,
+            catalogue=model.named_steps["features"].catalogue,
+            loaded_at=time.time(),
+        )
+
+    return fetch
