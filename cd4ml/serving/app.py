@@ -1,0 +1,128 @@
+"""The model server's application factory: services registered on the app, two blueprints.
+
+    app = create_app(settings.serving, store, sink)
+
+The store (which model answers) and the sink (where prediction events go) are built by the
+caller, so a test passes its own and gunicorn builds one per worker after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+import cd4ml
+from cd4ml.config import ServingSettings
+from cd4ml.events import EventSink
+from cd4ml.serving.model_store import ModelStore
+
+MAX_BODY_BYTES = 16 * 1024  # no endpoint takes a body worth more: no model files, no pickles
+
+# How to get a first model into production; shown by /prediction, /health and the page.
+DEPLOY_COMMANDS = (
+    "python3 run_python_script.py pipeline && python3 run_python_script.py acceptance"
+    " && python3 run_python_script.py deploy"
+)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the blueprints use, registered on the app as app.extensions["cd4ml"]."""
+
+    store: ModelStore
+    sink: EventSink
+    admin_token: str | None
+
+
+def services() -> Services:
+    """The services of the app handling this request."""
+    return current_app.extensions["cd4ml"]
+
+
+def no_model_message(store: ModelStore) -> str:
+    """Why there is nothing to answer with, and how to deploy a model."""
+    why = f" The last registry check failed: {_sentence(store.last_error)}" if store.last_error else ""
+    return (
+        f"No model is deployed yet.{why} Deploy one with: {DEPLOY_COMMANDS} "
+        "(this server picks it up by itself within its poll interval)."
+    )
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink) -> Flask:
+    """The model server: the forecast page at /, the JSON API beside it."""
+    from cd4ml.serving import api, web
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # keep the documented field order
+    app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token)
+    app.config["APP_VERSION"] = cd4ml.__version__
+    app.register_blueprint(api.bp)
+    app.register_blueprint(web.bp)
+    app.before_request(_refuse_large_bodies)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def close_services(app: Flask, timeout: float = 5.0) -> None:
+    """Stop polling and flush the prediction events (at worker exit)."""
+    found: Services | None = app.extensions.get("cd4ml")
+    if found is not None:
+        found.store.stop(timeout)
+        found.sink.close(timeout)
+
+
+def _refuse_large_bodies() -> None:
+    # Werkzeug only enforces MAX_CONTENT_LENGTH when a body is read; we never read one.
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _http_error(err: HTTPException) -> Any:
+    messages = {
+        404: f"There is nothing at {request.path}. Try GET /prediction?date=2016-08-01&item_nbr=99197, "
+             "/health, /version, /items or the page at /.",
+        405: f"{request.method} is not allowed on {request.path}; "
+             f"use {' or '.join(sorted(getattr(err, 'valid_methods', None) or ['another method']))}.",
+        413: f"The request body is larger than {MAX_BODY_BYTES} bytes; this server takes no uploads.",
+    }
+    response = jsonify(error=messages.get(err.code or 500, err.description), field=None)
+    response.status_code = err.code or 500
+    allow = err.get_response().headers.get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def _unexpected_error(err: Exception) -> Any:
+    logging.getLogger(__name__).exception("unexpected error on %s %s", request.method, request.path)
+    response = jsonify(error="Internal error: this is a bug in the model server; the log has the details.",
+                       field=None)
+    response.status_code = 500
+    return response
