@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from cd4ml.config import TrackingSettings
-from cd4ml.errors import Cd4mlError, ModelRejected, ServiceUnreachable
+from cd4ml.errors import Cd4mlError, ConfigError, ModelRejected, ServiceUnreachable
 
 ALIAS = "production"
 ACCEPTED_TAG = "acceptance.verdict"
@@ -85,20 +85,14 @@ def versions(mlflow_client, name: str) -> list[Version]:
 
 def register(mlflow_client, name: str, run_id: str, model_uri: str, run_tags: dict[str, str]) -> Version:
     """The version made from this run's model: the existing one if it was registered before."""
-    from mlflow.exceptions import MlflowException
+    import mlflow
 
     for existing in versions(mlflow_client, name):
         if existing.run_id == run_id:
             return existing
-    try:
-        mlflow_client.create_registered_model(name)
-    except MlflowException as err:
-        if "RESOURCE_ALREADY_EXISTS" not in str(err.error_code):
-            raise
     tags = {k: v for k, v in run_tags.items() if k in LINEAGE_TAGS}
     tags.update({"accepted": "true", "run_id": run_id})
-    created = mlflow_client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
-    return _version(created)
+    return _version(mlflow.register_model(model_uri, name, tags=tags))
 
 
 def promote(mlflow_client, name: str, version: Version) -> Move:
@@ -124,14 +118,14 @@ def rollback(mlflow_client, name: str, to: str | None = None) -> Move:
         target = next((v for v in candidates if v.number == str(to)), None)
         if target is None:
             known = ", ".join(v.number for v in candidates) or "none"
-            raise Cd4mlError(
+            raise ConfigError(
                 f"{name} has no accepted version {to}; accepted versions: {known}.",
                 "Name one of them with --to.",
             )
     else:
         older = [v for v in candidates if current is None or int(v.number) < int(current.number)]
         if not older:
-            raise Cd4mlError(
+            raise ConfigError(
                 f"{name} has no accepted version older than production (v{current.number if current else '-'}).",
                 "There is nothing to roll back to; name a version with --to.",
             )

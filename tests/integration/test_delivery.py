@@ -1,0 +1,89 @@
+"""The delivery loop against a real `mlflow server`: gate, registry, deploy, rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from cd4ml.cli import main
+from tests.conftest import ROOT, free_port
+
+
+def params_file(tmp_path: Path, max_iter: int = 50, minimum: float = 0.7) -> Path:
+    text = (ROOT / "params.toml").read_text()
+    text = text.replace("max_iter = 50 ", f"max_iter = {max_iter} ").replace("min = 0.7 ", f"min = {minimum} ")
+    path = tmp_path / f"params-{max_iter}-{minimum}.toml"
+    path.write_text(text)
+    return path
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def delivery(remote, workshop_data, tmp_path, monkeypatch):
+    """A fresh registered-model name per test on the shared server, and the workshop data."""
+    monkeypatch.setenv("CD4ML_TRACKING_REGISTERED_MODEL", f"forecast-{tmp_path.name}")
+    monkeypatch.setenv("CD4ML_DATA_SOURCE", str(workshop_data / "store47-2016.csv"))
+    monkeypatch.setenv("BUILD_NUMBER", "42")
+    return MlflowClient(remote), f"forecast-{tmp_path.name}"
+
+
+def test_an_accepted_model_is_registered_with_its_lineage_and_deployed(delivery, tmp_path, capsys):
+    client, name = delivery
+    assert cli(capsys, "--params", params_file(tmp_path), "pipeline")[0] == 0
+    run_id = json.loads((tmp_path / "data/last_run.json").read_text())["run_id"]
+    code, out, _ = cli(capsys, "--params", params_file(tmp_path), "acceptance")
+    assert code == 0 and "ACCEPTED" in out and run_id in out and "no production model yet" in out
+    assert client.get_run(run_id).data.tags["acceptance.verdict"] == "accepted"
+
+    code, out, _ = cli(capsys, "--params", params_file(tmp_path), "deploy")
+    assert code == 0 and "nothing -> v1" in out
+    version = client.get_model_version_by_alias(name, "production")
+    assert version.version == "1" and version.run_id == run_id
+    tags = version.tags
+    assert tags["accepted"] == "true" and tags["build_number"] == "42"
+    assert len(tags["data.sha256"]) == 64 and tags["git.commit"]
+
+
+def test_a_rejected_model_is_never_deployed(delivery, tmp_path, capsys):
+    client, name = delivery
+    good, bad = params_file(tmp_path), params_file(tmp_path, max_iter=5)
+    for step in ("pipeline", "acceptance", "deploy"):
+        assert cli(capsys, "--params", good, step)[0] == 0
+    assert cli(capsys, "--params", bad, "pipeline")[0] == 0
+    code, out, _ = cli(capsys, "--params", bad, "acceptance")
+    assert code == 4 and "REJECTED" in out and "worse than production v1" in out
+    code, _, err = cli(capsys, "--params", bad, "deploy")
+    assert code == 4 and "rejected by the acceptance gate" in err
+    assert client.get_model_version_by_alias(name, "production").version == "1"
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+
+
+def test_rollback_moves_production_back_and_forth_without_retraining(delivery, tmp_path, capsys):
+    client, name = delivery
+    for max_iter in (50, 100):
+        for step in ("pipeline", "acceptance", "deploy"):
+            assert cli(capsys, "--params", params_file(tmp_path, max_iter), step)[0] == 0
+    assert client.get_model_version_by_alias(name, "production").version == "2"
+    code, out, _ = cli(capsys, "rollback")
+    assert code == 0 and "v2 -> v1" in out
+    assert client.get_model_version_by_alias(name, "production").version == "1"
+    code, out, _ = cli(capsys, "rollback", "--to", "2")
+    assert code == 0 and "v1 -> v2" in out
+    code, _, err = cli(capsys, "rollback", "--to", "7")
+    assert code == 2 and "no accepted version 7" in err
+
+
+def test_the_gate_fails_closed_when_mlflow_cannot_be_reached(delivery, tmp_path, capsys, monkeypatch):
+    assert cli(capsys, "--params", params_file(tmp_path), "pipeline")[0] == 0
+    recorded = json.loads((tmp_path / "data/last_run.json").read_text())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    code = main(["acceptance", "--run-id", recorded["run_id"]])
+    assert code == 3 and "did not answer" in capsys.readouterr().err
