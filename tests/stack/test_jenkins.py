@@ -1,0 +1,226 @@
+"""Jenkins as code: the image, the plugins, casc.yaml, the Jenkinsfile and its GitHub twin."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+
+import pytest
+
+from cd4ml.cli import _parser
+from tests.stack.files import load_yaml, read
+
+STAGES = ["Install", "Test", "Pipeline", "Acceptance", "Deploy"]
+INSTALL = "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt"
+TEST = ".venv/bin/python -m pytest -q tests/unit"
+# The stages that run our CLI, and the command each must run.
+CLI_STAGES = {"Pipeline": "pipeline", "Acceptance": "acceptance", "Deploy": "deploy"}
+PLUGINS = {"workflow-aggregator", "git", "blueocean", "pipeline-graph-view", "configuration-as-code",
+           "job-dsl", "timestamper"}
+
+
+def skip_string(text: str, i: int) -> int:
+    """Index just past the Groovy string literal starting at text[i]."""
+    for quote in ("'''", '"""'):
+        if text.startswith(quote, i):
+            return text.index(quote, i + 3) + 3
+    quote, i = text[i], i + 1
+    while text[i] != quote:
+        i += 2 if text[i] == "\\" else 1
+    return i + 1
+
+
+def block_end(text: str, open_brace: int) -> int:
+    """Index of the brace closing the one at open_brace, skipping strings and comments."""
+    depth, i = 0, open_brace
+    while i < len(text):
+        char = text[i]
+        if text.startswith("//", i):
+            i = text.index("\n", i)
+            continue
+        if char in "'\"":
+            i = skip_string(text, i)
+            continue
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0:
+            return i
+        i += 1
+    raise ValueError("unbalanced braces")
+
+
+def jenkinsfile_stages(text: str) -> list[tuple[str, list[str]]]:
+    """(stage name, [sh scripts]) in order, from a declarative Jenkinsfile."""
+    stages = []
+    for match in re.finditer(r"\bstage\s*\(\s*(['\"])(.+?)\1\s*\)\s*\{", text):
+        body = text[match.end() - 1: block_end(text, match.end() - 1) + 1]
+        scripts = [m.group(2) for m in re.finditer(r"\bsh\s*\(?\s*(['\"])((?:\\.|(?!\1).)*)\1", body)]
+        stages.append((match.group(2), scripts))
+    return stages
+
+
+def cli_argv(script: str) -> list[str]:
+    words = shlex.split(script)
+    assert words[:2] == [".venv/bin/python", "run_python_script.py"], script
+    return words[2:]
+
+
+def cli_commands() -> set[str]:
+    parser = _parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(subparsers.choices)
+
+
+@pytest.fixture(scope="module")
+def casc():
+    return load_yaml("jenkins/casc.yaml")
+
+
+@pytest.fixture(scope="module")
+def stages():
+    return jenkinsfile_stages(read("Jenkinsfile"))
+
+
+# --- the parsing helpers above can fail ---------------------------------------------------
+
+def test_stage_parser_reads_names_and_sh_steps_and_ignores_braces_in_strings():
+    text = """pipeline { stages {
+        stage('A') { steps { sh 'echo "}" && true' } }
+        stage("B") { steps { sh "make test"; sh(script: 'ignored') } }
+    } }"""
+    assert jenkinsfile_stages(text) == [("A", ['echo "}" && true']), ("B", ["make test"])]
+
+
+def test_stage_parser_rejects_unbalanced_braces():
+    with pytest.raises(ValueError, match="unbalanced"):
+        jenkinsfile_stages("stage('A') { steps { sh 'x' }")
+
+
+# --- Jenkinsfile -----------------------------------------------------------------------------
+
+def test_jenkinsfile_stages_are_exactly_the_five_in_order(stages):
+    assert [name for name, _ in stages] == STAGES
+
+
+def test_every_stage_is_one_single_line_sh_step(stages):
+    for name, scripts in stages:
+        assert len(scripts) == 1, f"{name}: {scripts}"
+        assert "\n" not in scripts[0] and "\\n" not in scripts[0], name
+
+
+def test_install_and_test_stages_run_the_contract_commands(stages):
+    commands = dict((name, scripts[0]) for name, scripts in stages)
+    assert commands["Install"] == INSTALL
+    assert commands["Test"] == TEST
+
+
+@pytest.mark.parametrize("stage,command", sorted(CLI_STAGES.items()))
+def test_cli_stages_run_a_command_the_cli_accepts(stages, stage, command):
+    script = dict((name, scripts[0]) for name, scripts in stages)[stage]
+    argv = cli_argv(script)
+    assert argv[0] == command
+    assert command in cli_commands(), f"run_python_script.py has no command {command!r}"
+    args = _parser().parse_args(argv)
+    assert callable(args.handler)
+
+
+def test_jenkinsfile_has_timestamps_and_points_at_the_compose_services():
+    text = read("Jenkinsfile")
+    assert re.search(r"options\s*\{[^}]*\btimestamps\(\)", text)
+    assert "MLFLOW_TRACKING_URI = 'http://mlflow:5000'" in text
+    assert "FLUENTD_HOST = 'fluentd'" in text
+
+
+def test_acceptance_is_not_allowed_to_fail_softly():
+    """A rejected model (exit 4) must fail the build, so nothing may swallow the exit code."""
+    text = read("Jenkinsfile")
+    for softener in ("returnStatus", "catchError", "unstable(", "|| true", "set +e", "when {"):
+        assert softener not in text, softener
+
+
+# --- GitHub Actions twin -------------------------------------------------------------------------
+
+def test_github_workflow_runs_the_same_stages_and_commands(stages):
+    workflow = load_yaml(".github/workflows/cd4ml.yml")
+    (job,) = workflow["jobs"].values()
+    named = [(step["name"], step["run"]) for step in job["steps"] if step.get("name") in STAGES]
+    assert named == [(name, scripts[0]) for name, scripts in stages]
+
+
+def test_github_workflow_pins_actions_to_major_versions_and_python_3_11():
+    workflow = load_yaml(".github/workflows/cd4ml.yml")
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    uses = {step["uses"].split("@")[0]: step for step in job["steps"] if "uses" in step}
+    for step in uses.values():
+        assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", step["uses"]), step["uses"]
+    assert {"actions/checkout", "actions/setup-python"} <= set(uses)
+    setup = uses["actions/setup-python"]["with"]
+    assert setup["python-version"] == "3.11" and setup["cache"] == "pip"
+    assert "MLFLOW_TRACKING_URI" not in read(".github/workflows/cd4ml.yml").split("steps:")[1]
+
+
+# --- casc.yaml ---------------------------------------------------------------------------------
+
+def test_casc_allows_no_anonymous_access_and_no_signup(casc):
+    jenkins = casc["jenkins"]
+    assert jenkins["authorizationStrategy"] == {"loggedInUsersCanDoAnything": {"allowAnonymousRead": False}}
+    assert jenkins["securityRealm"]["local"]["allowsSignup"] is False
+    assert "unsecured" not in read("jenkins/casc.yaml").lower()
+
+
+def test_casc_admin_password_comes_from_the_compose_secret_file(casc, services):
+    (user,) = casc["jenkins"]["securityRealm"]["local"]["users"]
+    assert user["password"] == "${trim:${readFile:/run/secrets/jenkins-admin-password}}"
+    assert "jenkins-admin-password" in services["jenkins"]["secrets"]
+    compose = load_yaml("docker-compose.yml")
+    assert compose["secrets"]["jenkins-admin-password"]["file"] == "./jenkins/jenkins-admin-password.txt"
+
+
+def test_casc_holds_no_secret_values():
+    for key, value in re.findall(r"^\s*-?\s*(password|secret|token|privateKey)\s*:\s*(.+)$",
+                                 read("jenkins/casc.yaml"), re.MULTILINE | re.IGNORECASE):
+        assert value.strip().strip('"').startswith("${"), f"casc.yaml {key}: {value}"
+
+
+def test_casc_creates_the_pipeline_job_polling_the_fork_or_the_local_clone(casc, services):
+    (job,) = casc["jobs"]
+    script = job["script"]
+    assert "pipelineJob('cd4ml')" in script
+    assert "scmpoll_spec('* * * * *')" in script
+    assert "scriptPath('Jenkinsfile')" in script
+    assert "'${CD4ML_GIT_URL:-file:///repo}'" in script
+    assert "credentials('github-token')" in script
+    assert ".:/repo:ro" in services["jenkins"]["volumes"]
+    environment = services["jenkins"]["environment"]
+    assert environment["CD4ML_GIT_URL"] == "${CD4ML_GIT_URL:-file:///repo}"
+    assert environment["GITHUB_TOKEN"].startswith("${GITHUB_TOKEN")
+
+
+def test_job_dsl_script_has_no_groovy_interpolation_that_casc_would_eat(casc):
+    """casc.yaml resolves every ${...}: the Job DSL script may use only the two it means."""
+    script = casc["jobs"][0]["script"]
+    assert set(re.findall(r"\$\{([^}:]+)", script)) == {"CD4ML_GIT_URL", "CD4ML_GIT_BRANCH"}
+
+
+# --- the image and its plugins -----------------------------------------------------------------
+
+def test_jenkins_image_is_lts_jdk_with_python_plugins_and_no_setup_wizard():
+    text = read("jenkins/Dockerfile")
+    assert re.search(r"^FROM jenkins/jenkins:2\.\d+\.\d+-lts-jdk(17|21)$", text, re.MULTILINE)
+    install = re.search(r"apt-get install[^\n]*", text).group(0).split()
+    assert {"python3", "python3-venv", "python3-pip", "git", "make"} <= set(install)
+    assert "jenkins-plugin-cli --plugin-file /usr/share/jenkins/ref/plugins.txt" in text
+    assert "-Djenkins.install.runSetupWizard=false" in text
+    assert "CASC_JENKINS_CONFIG=/usr/share/jenkins/casc.yaml" in text
+    assert re.findall(r"^USER (\S+)", text, re.MULTILINE)[-1] not in {"0", "root"}
+
+
+def test_plugins_are_pinned_and_complete():
+    pins = {}
+    for line in read("jenkins/plugins.txt").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition(":")
+            assert re.fullmatch(r"[\w.-]+", version) and version != "latest", line
+            pins[name] = version
+    assert PLUGINS <= set(pins)

@@ -1,0 +1,292 @@
+"""The Elastic side: the index template, the Kibana data view and dashboard, and the two one-shot
+setup scripts, run against a fake Elasticsearch/Kibana on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+
+from tests.stack.files import EVENT_SCHEMA, NUMBER_TYPES, ROOT, load_json, read
+
+PASSWORD = 'pa"ss\\word'  # a quote and a backslash: the scripts must escape them in JSON
+
+
+@pytest.fixture(scope="module")
+def data_view() -> dict[str, Any]:
+    return load_json("kibana/data-view.json")["data_view"]
+
+
+@pytest.fixture(scope="module")
+def saved_objects() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in read("kibana/dashboard.ndjson").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def dashboard(saved_objects) -> dict[str, Any]:
+    (found,) = [o for o in saved_objects if o["type"] == "dashboard"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def panels(dashboard) -> list[dict[str, Any]]:
+    return json.loads(dashboard["attributes"]["panelsJSON"])
+
+
+def lens_columns(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    layers = panel["embeddableConfig"]["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]
+    return [column for layer in layers.values() for column in layer["columns"].values()]
+
+
+# --- index template --------------------------------------------------------------------------
+
+def test_index_template_covers_the_daily_model_indices(index_template):
+    assert index_template["index_patterns"] == ["model-*"]
+    assert index_template["priority"] > 0
+
+
+def test_index_template_maps_exactly_the_event_schema(index_template):
+    properties = index_template["template"]["mappings"]["properties"]
+    assert set(properties) == set(EVENT_SCHEMA)
+    for name, family in EVENT_SCHEMA.items():
+        kind = properties[name]["type"]
+        if family == "number":
+            assert kind in NUMBER_TYPES, name
+        else:
+            assert kind == family, name
+    assert properties["date"]["format"] == "yyyy-MM-dd"
+    assert index_template["template"]["mappings"]["dynamic"] is False
+
+
+# --- data view and dashboard ---------------------------------------------------------------------
+
+def test_data_view_is_model_star_on_timestamp_with_a_fixed_id(data_view):
+    assert data_view["title"] == "model-*"
+    assert data_view["timeFieldName"] == "@timestamp"
+    assert data_view["id"] and " " not in data_view["id"]
+
+
+def test_dashboard_ndjson_holds_the_predictions_dashboard(saved_objects, dashboard):
+    assert all(isinstance(o, dict) and o.get("id") and o.get("type") for o in saved_objects)
+    assert dashboard["attributes"]["title"] == "Predictions"
+    json.loads(dashboard["attributes"]["optionsJSON"])
+    json.loads(dashboard["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+
+
+def test_every_panel_references_the_data_view_by_its_id(dashboard, panels, data_view):
+    assert panels
+    references = {ref["name"]: ref for ref in dashboard["references"]}
+    for panel in panels:
+        attributes = panel["embeddableConfig"]["attributes"]
+        own = attributes["references"]
+        assert own and all(ref["type"] == "index-pattern" and ref["id"] == data_view["id"] for ref in own)
+        for ref in own:
+            outer = references[f"{panel['panelIndex']}:{ref['name']}"]
+            assert outer["id"] == data_view["id"] and outer["type"] == "index-pattern"
+        layers = attributes["state"]["datasourceStates"]["formBased"]["layers"]
+        assert {f"indexpattern-datasource-layer-{layer}" for layer in layers} == {ref["name"] for ref in own}
+
+
+def test_every_field_a_panel_uses_is_in_the_index_template(panels, index_template):
+    mapped = set(index_template["template"]["mappings"]["properties"])
+    for panel in panels:
+        for column in lens_columns(panel):
+            field = column.get("sourceField")
+            if field and field != "___records___":
+                assert field in mapped, f"{panel['title']}: {field}"
+
+
+def test_dashboard_shows_volume_products_latency_percentiles_and_model_versions(panels):
+    operations = {
+        (column["operationType"], column.get("sourceField"), column.get("params", {}).get("percentile"))
+        for panel in panels
+        for column in lens_columns(panel)
+    }
+    assert ("date_histogram", "@timestamp", None) in operations
+    assert ("count", "___records___", None) in operations
+    assert ("terms", "item_name", None) in operations
+    assert ("terms", "model_version", None) in operations
+    assert {("percentile", "latency_ms", 50), ("percentile", "latency_ms", 99)} <= operations
+
+
+def test_lens_panels_are_consistent(panels):
+    """Each layer's columnOrder lists its columns, and the chart only uses columns that exist."""
+    for panel in panels:
+        attributes = panel["embeddableConfig"]["attributes"]
+        layers = attributes["state"]["datasourceStates"]["formBased"]["layers"]
+        for layer_id, layer in layers.items():
+            assert set(layer["columnOrder"]) == set(layer["columns"]), panel["title"]
+            for column in layer["columns"].values():
+                order_by = column.get("params", {}).get("orderBy", {})
+                if order_by.get("type") == "column":
+                    assert order_by["columnId"] in layer["columns"], panel["title"]
+        for chart_layer in attributes["state"]["visualization"]["layers"]:
+            columns = layers[chart_layer["layerId"]]["columns"]
+            used = [chart_layer["xAccessor"], *chart_layer["accessors"], chart_layer.get("splitAccessor")]
+            assert all(c in columns for c in used if c), panel["title"]
+
+
+def test_panels_do_not_overlap(panels):
+    cells = set()
+    for panel in panels:
+        grid = panel["gridData"]
+        assert grid["x"] + grid["w"] <= 48
+        here = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not cells & here, panel["title"]
+        cells |= here
+
+
+# --- the one-shot setup scripts against a fake server ------------------------------------------
+
+Route = Callable[[str, str, bytes], tuple[int, Any]]
+
+
+class FakeServer:
+    """An HTTP server on 127.0.0.1 that records every request and answers from `route`."""
+
+    def __init__(self, route: Route):
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.requests.append({"method": self.command, "path": self.path,
+                                        "headers": dict(self.headers), "body": body})
+                status, answer = route(self.command, self.path, body)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = handle_any
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def find(self, method: str, path_start: str) -> dict[str, Any]:
+        (found,) = [r for r in self.requests if r["method"] == method and r["path"].startswith(path_start)]
+        return found
+
+
+def run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / script)], env=env, capture_output=True, text=True, timeout=60)
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def elasticsearch_route(fail_template: bool = False) -> Route:
+    def route(method, path, body):
+        if method == "PUT" and path == "/_index_template/model-events" and fail_template:
+            return 400, {"error": "bad template"}
+        known = {
+            ("GET", "/_cluster/health"), ("POST", "/_security/user/kibana_system/_password"),
+            ("PUT", "/_security/role/cd4ml_event_writer"), ("PUT", "/_security/user/cd4ml_fluentd"),
+            ("PUT", "/_index_template/model-events"),
+        }
+        return (200, {"acknowledged": True}) if (method, path.split("?")[0]) in known else (404, {})
+    return route
+
+
+def es_env(clean_env, url):
+    return {**clean_env, "ES_URL": url, "ELASTIC_PASSWORD": PASSWORD, "KIBANA_SYSTEM_PASSWORD": "kibana-" + PASSWORD,
+            "FLUENTD_ES_PASSWORD": "fluentd-" + PASSWORD, "TIMEOUT_SECONDS": "5"}
+
+
+def test_es_setup_sets_passwords_creates_the_writer_and_puts_the_template(clean_env, index_template):
+    with FakeServer(elasticsearch_route()) as es:
+        result = run_script("elasticsearch/setup.sh", es_env(clean_env, es.url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(r["headers"]["Authorization"] == basic_auth("elastic", PASSWORD) for r in es.requests)
+    assert json.loads(es.find("POST", "/_security/user/kibana_system/_password")["body"]) == {
+        "password": "kibana-" + PASSWORD}
+    role = json.loads(es.find("PUT", "/_security/role/cd4ml_event_writer")["body"])
+    assert role["indices"] == [{"names": ["model-*"], "privileges": ["create_index", "write", "view_index_metadata"]}]
+    user = json.loads(es.find("PUT", "/_security/user/cd4ml_fluentd")["body"])
+    assert user["password"] == "fluentd-" + PASSWORD and user["roles"] == ["cd4ml_event_writer"]
+    assert json.loads(es.find("PUT", "/_index_template/model-events")["body"]) == index_template
+
+
+def test_es_setup_fails_when_elasticsearch_refuses_the_template(clean_env):
+    with FakeServer(elasticsearch_route(fail_template=True)) as es:
+        result = run_script("elasticsearch/setup.sh", es_env(clean_env, es.url))
+    assert result.returncode != 0
+    assert "/_index_template/model-events answered HTTP 400" in result.stdout
+
+
+def test_es_setup_gives_up_when_elasticsearch_never_answers(clean_env):
+    with FakeServer(lambda method, path, body: (503, {})) as es:
+        result = run_script("elasticsearch/setup.sh", {**es_env(clean_env, es.url), "TIMEOUT_SECONDS": "1"})
+    assert result.returncode == 1
+    assert "did not answer" in result.stdout
+
+
+def kibana_route(data_view_exists: bool = False, import_succeeds: bool = True) -> Route:
+    def route(method, path, body):
+        if path == "/api/status":
+            return 200, {"status": {"overall": {"level": "available"}}}
+        if method == "GET" and path.startswith("/api/data_views/data_view/"):
+            return (200, {}) if data_view_exists else (404, {})
+        if method == "POST" and path == "/api/data_views/data_view":
+            return 200, {"data_view": {}}
+        if method == "POST" and path == "/api/saved_objects/_import?overwrite=true":
+            return 200, {"success": import_succeeds, "successCount": 1 if import_succeeds else 0}
+        return 404, {}
+    return route
+
+
+def kibana_env(clean_env, url):
+    return {**clean_env, "KIBANA_URL": url, "ELASTIC_PASSWORD": PASSWORD, "TIMEOUT_SECONDS": "5"}
+
+
+def test_kibana_setup_creates_the_data_view_then_imports_the_dashboard(clean_env, data_view):
+    with FakeServer(kibana_route()) as kibana:
+        result = run_script("kibana/setup.sh", kibana_env(clean_env, kibana.url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for request in kibana.requests:
+        assert request["headers"]["Authorization"] == basic_auth("elastic", PASSWORD)
+        assert request["headers"]["kbn-xsrf"] == "true"
+    kibana.find("GET", f"/api/data_views/data_view/{data_view['id']}")
+    created = json.loads(kibana.find("POST", "/api/data_views/data_view")["body"])
+    assert created == load_json("kibana/data-view.json")
+    imported = kibana.find("POST", "/api/saved_objects/_import")
+    assert imported["headers"]["Content-Type"].startswith("multipart/form-data")
+    assert b'name="file"; filename="dashboard.ndjson"' in imported["body"]
+    assert read("kibana/dashboard.ndjson").encode() in imported["body"]
+    paths = [r["path"] for r in kibana.requests]
+    assert paths.index("/api/data_views/data_view") < paths.index("/api/saved_objects/_import?overwrite=true")
+
+
+def test_kibana_setup_keeps_an_existing_data_view(clean_env):
+    with FakeServer(kibana_route(data_view_exists=True)) as kibana:
+        result = run_script("kibana/setup.sh", kibana_env(clean_env, kibana.url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [r for r in kibana.requests if r["path"] == "/api/data_views/data_view"]
+
+
+def test_kibana_setup_fails_when_the_import_does_not_succeed(clean_env):
+    with FakeServer(kibana_route(import_succeeds=False)) as kibana:
+        result = run_script("kibana/setup.sh", kibana_env(clean_env, kibana.url))
+    assert result.returncode == 1
+    assert "the import answered HTTP 200" in result.stdout
