@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--port", type=int, default=None, help="port for the server (default 5005)")
     quick.set_defaults(handler=_quickstart)
 
+    ci = commands.add_parser("ci", parents=[common], help="run the Jenkinsfile's stages locally, stopping at the first failure",
+                             description="Read the stages from the Jenkinsfile and run their commands in order on this machine, "
+                                         "as Jenkins would: the first failing stage ends the run and its exit code is ours.",
+                             epilog=EXIT_CODES)
+    ci.add_argument("--from", dest="start", default=None, metavar="STAGE", help="start at this stage (e.g. Pipeline)")
+    ci.add_argument("--jenkinsfile", type=Path, default=None, help="the Jenkinsfile to read (default: the repo's)")
+    ci.set_defaults(handler=_ci)
+
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
@@ -298,7 +306,8 @@ def _serve(args: argparse.Namespace) -> int:
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
-    return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds))
+    nudge = settings.paths.data_dir / f"reload-{serving.port}.stamp"  # POST /reload reaches every worker
+    return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -316,6 +325,20 @@ def _quickstart(args: argparse.Namespace) -> int:
     if args.no_serve:
         return accepted
     return _serve(argparse.Namespace(**vars(step), host=None, workers=None))
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from cd4ml.ci import parse_stages, run_stages
+    from cd4ml.errors import ConfigError
+
+    settings = _settings(args)
+    path = args.jenkinsfile or settings.paths.root / "Jenkinsfile"
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}.", "Pass --jenkinsfile PATH.") from None
+    outcome = run_stages(parse_stages(text), cwd=settings.paths.root, say=lambda line: print(line, flush=True), start=args.start)
+    return outcome.exit_code
 
 
 def _benchmark(args: argparse.Namespace) -> int:

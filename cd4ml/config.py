@@ -41,8 +41,8 @@ METRICS = ("r2", "nwrmsle", "mae")
 class Paths:
     """Every place on disk the project reads or writes by default."""
 
-    root: Path
-    data_dir: Path
+    root: Path  # the repository: code, Jenkinsfile, run_python_script.py
+    data_dir: Path  # generated data, the embedded MLflow store, logs: data/ or $CD4ML_DATA_DIR
 
     @property
     def mlflow_dir(self) -> Path:
@@ -202,9 +202,8 @@ def _set_dotted(into: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) -> Settings:
     where = params_file.name
-    root = params_file.resolve().parent
-    data_dir = Path(environ.get("CD4ML_DATA_DIR", root / "data")).resolve()
-    paths = Paths(root=root, data_dir=data_dir)
+    data_dir = Path(environ.get("CD4ML_DATA_DIR", ROOT / "data")).resolve()
+    paths = Paths(root=ROOT, data_dir=data_dir)
 
     data = p["data"]
     model_name = _string(p["model"].get("name"), f"{where} [model] name")

@@ -214,6 +214,7 @@ def reload() -> Any:
         response.headers["WWW-Authenticate"] = 'Bearer realm="cd4ml"'
         return response
     swapped = found.store.refresh()
+    found.store.nudge()  # and the other workers of this server
     status = found.store.status
     if status["last_error"]:
         return _error(503, f"Could not check the registry: {status['last_error']}", None, swapped=False, **status)

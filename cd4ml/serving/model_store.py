@@ -12,7 +12,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cd4ml.errors import Cd4mlError
@@ -23,6 +25,11 @@ from cd4ml.problems.favorita.schema import WORKSHOP_STORE
 # that lives and dies with its LoadedModel: a swap starts with an empty cache, no key can leak
 # across versions. 8,192 entries of (date, item, store, promo) -> float cost about 1.5 MB.
 PREDICTION_CACHE_SIZE = 8192
+# How often a worker looks at the nudge file that POST /reload on a sibling worker touches.
+NUDGE_CHECK_SECONDS = 0.25
+# The largest forecast grid precomputed at load (items x stores x days x promotion); about 40 ms
+# per 10,000 cells, once per model version.
+GRID_MAX_CELLS = 20_000
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,8 @@ class LoadedModel:
              for item, facts in self.catalogue.items()),
             key=lambda row: (row["name"].startswith("Item "), row["name"].lower(), row["item_nbr"]),
         )))
-        set_(self, "predict_one", _cached_predictor(self.model, PREDICTION_CACHE_SIZE))
+        grid = forecast_grid(self.model, self.catalogue, self.stores)
+        set_(self, "predict_one", _cached_predictor(self.model, PREDICTION_CACHE_SIZE, grid))
 
 
 def default_store(stores: frozenset[int]) -> int | None:
@@ -74,13 +82,36 @@ def known_stores(model: Any) -> frozenset[int]:
     return frozenset(found)
 
 
-def _cached_predictor(model: Any, size: int) -> Callable[[str, int, int, bool], float]:
-    """model.predict on one request dict, memoised; the cache holds the model, not the LoadedModel."""
+def forecast_grid(model: Any, catalogue: Mapping[int, Any], stores: frozenset[int]) -> dict[tuple, float]:
+    """Every forecast of the model's products and stores, with and without promotion, from the
+    first day of its data to a year after the last, predicted in one batch when a model is
+    loaded: a request in that range is a dictionary lookup. Empty when the grid would exceed
+    GRID_MAX_CELLS (then requests use the model, memoised) or the model does not know its period."""
+    period = getattr(getattr(model, "named_steps", {}).get("features"), "period", None)
+    if not period or not stores:
+        return {}
+    first, last = date.fromisoformat(period[0]), date.fromisoformat(period[1]) + timedelta(days=365)
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    if len(days) * len(catalogue) * len(stores) * 2 > GRID_MAX_CELLS:
+        return {}
+    keys = [(day, int(item), store, promo) for item in catalogue for store in sorted(stores)
+            for promo in (False, True) for day in days]
+    requests = [{"date": d, "item_nbr": i, "store_nbr": s, "onpromotion": p} for d, i, s, p in keys]
+    return dict(zip(keys, map(float, model.predict(requests))))
+
+
+def _cached_predictor(model: Any, size: int, grid: Mapping[tuple, float]) -> Callable[[str, int, int, bool], float]:
+    """A forecast from the precomputed grid, else model.predict on one request dict, memoised;
+    the cache holds the model, not the LoadedModel."""
 
     @lru_cache(maxsize=size)
-    def predict_one(day: str, item_nbr: int, store_nbr: int, onpromotion: bool) -> float:
+    def from_model(day: str, item_nbr: int, store_nbr: int, onpromotion: bool) -> float:
         request = {"date": day, "item_nbr": item_nbr, "store_nbr": store_nbr, "onpromotion": onpromotion}
         return float(model.predict([request])[0])
+
+    def predict_one(day: str, item_nbr: int, store_nbr: int, onpromotion: bool) -> float:
+        found = grid.get((day, item_nbr, store_nbr, onpromotion))
+        return found if found is not None else from_model(day, item_nbr, store_nbr, onpromotion)
 
     return predict_one
 
@@ -98,9 +129,12 @@ class ModelStore:
         fetch: Callable[[str | None], LoadedModel | None],
         poll_seconds: float,
         logger: logging.Logger | None = None,
+        nudge_path: Path | None = None,
     ) -> None:
         self._fetch = fetch
         self.poll_seconds = poll_seconds
+        self.nudge_path = nudge_path  # shared by the workers of one server: see nudge()
+        self._seen_nudge = _mtime(nudge_path)
         self._logger = logger or logging.getLogger(__name__)
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()
@@ -163,11 +197,34 @@ class ModelStore:
             self._thread.join(timeout)
             self._thread = None
 
+    def nudge(self) -> None:
+        """Tell the other workers of this server to refresh now (after POST /reload here): they
+        watch the nudge file's time and refresh within NUDGE_CHECK_SECONDS."""
+        if self.nudge_path is None:
+            return
+        self.nudge_path.parent.mkdir(parents=True, exist_ok=True)
+        self.nudge_path.write_text(f"{time.time()}\n")
+        self._seen_nudge = _mtime(self.nudge_path)
+
     def _poll(self) -> None:
         if self.last_check is None:
             self.refresh()
-        while self.poll_seconds > 0 and not self._stopping.wait(self.poll_seconds):
-            self.refresh()
+        if self.poll_seconds <= 0 and self.nudge_path is None:
+            return  # loaded once; only refresh() from now on
+        step = NUDGE_CHECK_SECONDS if self.nudge_path else self.poll_seconds
+        due = time.monotonic() + self.poll_seconds
+        while not self._stopping.wait(step):
+            nudged = self._nudged()
+            if nudged or (self.poll_seconds > 0 and time.monotonic() >= due):
+                self.refresh()
+                due = time.monotonic() + self.poll_seconds
+
+    def _nudged(self) -> bool:
+        seen = _mtime(self.nudge_path)
+        if seen != self._seen_nudge:
+            self._seen_nudge = seen
+            return True
+        return False
 
     @property
     def status(self) -> dict[str, Any]:
@@ -181,3 +238,12 @@ class ModelStore:
             "last_error": self.last_error,
             "last_check": iso_utc(self.last_check) if self.last_check is not None else None,
         }
+
+
+def _mtime(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

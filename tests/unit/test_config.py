@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cd4ml.config import load_settings
+from cd4ml.config import ROOT, load_settings
 from cd4ml.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ def params(tmp_path: Path, text: str = "") -> Path:
 
 
 def test_defaults_apply_when_the_params_file_is_empty(tmp_path):
-    settings = load_settings(params(tmp_path), environ={})
+    settings = load_settings(params(tmp_path), environ={"CD4ML_DATA_DIR": str(tmp_path / "data")})
     assert settings.model.name == "gradient_boosting"
     assert settings.validation_days == 57
     assert settings.data.source == tmp_path / "data/workshop/store47-2016.csv"  # inside the data folder
@@ -56,7 +56,7 @@ def test_a_remote_tracking_server_comes_from_mlflow_tracking_uri(tmp_path):
 def test_relative_data_paths_are_inside_the_data_folder_not_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     settings = load_settings(params(tmp_path, '[data]\nsource = "x/y.csv"\n'), environ={})
-    assert settings.data.source == tmp_path / "data/x/y.csv"
+    assert settings.data.source == ROOT / "data/x/y.csv"
     moved = load_settings(params(tmp_path, '[data]\nsource = "x/y.csv"\n'), environ={"CD4ML_DATA_DIR": str(tmp_path / "elsewhere")})
     assert moved.data.source == tmp_path / "elsewhere/x/y.csv"
 

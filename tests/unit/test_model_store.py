@@ -158,3 +158,46 @@ def test_the_default_store_is_the_only_one_or_the_workshops(stores, default):
     assert default_store(found) == default
     model = encoder_knowing(*stores) if stores else object()
     assert LoadedModel("1", "r", "c", model, {1: {}}, 0.0).default_store == default
+
+
+def test_a_nudge_from_another_worker_makes_the_store_refresh_now(tmp_path):
+    """Two stores sharing a nudge file stand for two gunicorn workers of one server."""
+    import threading
+
+    from cd4ml.serving.model_store import ModelStore
+
+    calls = {"a": 0, "b": 0}
+    refreshed = threading.Event()
+
+    def fetcher(name):
+        def fetch(current):
+            calls[name] += 1
+            if name == "b" and calls[name] > 1:
+                refreshed.set()
+            return None
+        return fetch
+
+    nudge = tmp_path / "reload.stamp"
+    a = ModelStore(fetcher("a"), poll_seconds=3600, nudge_path=nudge)
+    b = ModelStore(fetcher("b"), poll_seconds=3600, nudge_path=nudge)
+    b.start()
+    try:
+        a.refresh()
+        a.nudge()
+        assert refreshed.wait(10), "the other worker did not refresh after the nudge"
+    finally:
+        b.stop()
+
+
+def test_the_precomputed_grid_answers_exactly_what_the_model_predicts(v1):
+    from cd4ml.serving.model_store import forecast_grid
+
+    model = v1.model
+    features = model.named_steps["features"]
+    small = {k: features.catalogue[k] for k in list(features.catalogue)[:2]}
+    grid = forecast_grid(model, small, frozenset({47}))
+    first = features.period[0]
+    assert len(grid) == 2 * 1 * 2 * len({k[0] for k in grid}) and (first, next(iter(small)), 47, False) in grid
+    for (day, item, store, promo), value in list(grid.items())[::97]:
+        request = {"date": day, "item_nbr": item, "store_nbr": store, "onpromotion": promo}
+        assert value == float(model.predict([request])[0])

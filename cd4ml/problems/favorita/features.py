@@ -74,11 +74,16 @@ class SalesFeatures(TransformerMixin, BaseEstimator):
 
     catalogue: {item_nbr: {"name", "family", "class", "perishable"}} of the products the model knows.
     calendar: the days off, as ISO date strings.
+    period: the first and last date of the data it was built from, as ISO strings (for servers
+        that precompute forecasts, and for date pickers).
     """
 
-    def __init__(self, catalogue: Catalogue | None = None, calendar: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, catalogue: Catalogue | None = None, calendar: tuple[str, ...] = (), period: tuple[str, str] | None = None
+    ) -> None:
         self.catalogue = catalogue
         self.calendar = calendar
+        self.period = period
 
     def fit(self, X: Any = None, y: Any = None) -> "SalesFeatures":
         self.days_off_ = frozenset(date.fromisoformat(d) for d in self.calendar)

@@ -67,7 +67,11 @@ class FavoritaProblem:
         )
         days_off = set(source.calendar or ())
         days_off.update(table.dates[frame["dayoff"].to_numpy()])
-        return SalesFeatures(catalogue=catalogue, calendar=tuple(sorted(d.isoformat() for d in days_off)))
+        return SalesFeatures(
+            catalogue=catalogue,
+            calendar=tuple(sorted(d.isoformat() for d in days_off)),
+            period=(min(table.dates).isoformat(), max(table.dates).isoformat()),
+        )
 
     def baseline(self) -> DayOfWeekMean:
         return DayOfWeekMean()
