@@ -25,7 +25,7 @@ REPEATS = 3
 
 def benchmark_pipeline(settings: Settings, data: Path | None) -> str:
     """Time the data pass and the whole pipeline; return the report."""
-    source = data or _workshop_data(settings)
+    source = data or workshop_data(settings)
     settings = replace(settings, data=replace(settings.data, source=source))
     lines = [f"benchmark on {source} (items: {_items(settings)})", ""]
     lines += _data_pass(settings)
@@ -33,7 +33,8 @@ def benchmark_pipeline(settings: Settings, data: Path | None) -> str:
     return "\n".join(lines)
 
 
-def _workshop_data(settings: Settings) -> Path:
+def workshop_data(settings: Settings) -> Path:
+    """The generated workshop file, generated first if it is missing."""
     folder = settings.paths.generated("workshop")
     path = folder / schema.WORKSHOP_FILE
     if not path.exists():
@@ -109,3 +110,127 @@ def _whole_pipeline(settings: Settings) -> list[str]:
         lines.append(f"  the model closes {100 * metrics['r2_gap_closed']:.0f}% of the r2 gap from baseline to best")
     lines.append(f"  run {result['run_id']} (experiment 'benchmark')")
     return lines
+
+
+WRK_SCRIPT = """
+math.randomseed(42)
+local items = {%(items)s}
+local first = %(first)d
+local days = %(days)d
+request = function()
+  local day = os.date("!%%Y-%%m-%%d", first + math.random(0, days - 1) * 86400)
+  return wrk.format("GET", "/prediction?date=" .. day .. "&item_nbr=" .. items[math.random(1, #items)])
+end
+"""
+
+
+def benchmark_server(settings: Settings, seconds: int = 10) -> str:
+    """Requests per second and latency of /prediction on the real gunicorn server (events on),
+    and how long a rollback takes, in a scratch data folder with its own MLflow store."""
+    import shutil
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        return "server benchmark skipped: wrk is not installed (apt-get install wrk)"
+    with tempfile.TemporaryDirectory(prefix="cd4ml-bench-") as scratch:
+        tracking_port = _free_port()
+        mlflow_server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
+             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+        try:
+            _wait_ready(f"http://127.0.0.1:{tracking_port}", mlflow_server)
+            return _serve_and_measure(settings, seconds, scratch, f"http://127.0.0.1:{tracking_port}")
+        finally:
+            mlflow_server.terminate()
+            mlflow_server.wait(timeout=30)
+
+
+def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_uri: str) -> str:
+    """Deploy two versions (50 and 100 trees), serve, load it with wrk, then time a rollback."""
+    env = dict(os.environ)
+    env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+                "CD4ML_DATA_SOURCE": str(settings.data.source)})
+    cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
+    for trees in (50, 100):  # two accepted versions, so there is something to roll back to
+        params = Path(scratch) / f"params-{trees}.toml"
+        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
+        for command in ("pipeline", "acceptance", "deploy"):
+            subprocess.run([*cli[:-1], str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    port = _free_port()
+    server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, server)
+        lines = [f"model server (gunicorn, {settings.serving.workers} workers, prediction events to a JSONL file, "
+                 f"registry on a local `mlflow server`), /prediction with random dates and products, {seconds} s each"]
+        script = Path(scratch) / "random.lua"
+        script.write_text(WRK_SCRIPT % {"items": ", ".join(map(str, sorted(settings.data.items or [99197]))),
+                                        "first": 1451606400, "days": 731})  # 2016-01-01 .. 2017-12-31
+        for label, threads, connections in (("1 client ", 1, 1), ("8 clients", 2, 8)):
+            lines.append(f"  {label}  " + _wrk(url, script, threads, connections, seconds))
+        lines.append("  " + _rollback(cli, env, url))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return "\n".join(lines)
+
+
+def _wrk(url: str, script: Path, threads: int, connections: int, seconds: int) -> str:
+    done = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    text = done.stdout
+    rate = _find(r"Requests/sec:\s+([\d.]+)", text)
+    p50, p99 = _find(r"\s50%\s+([\d.]+\w+)", text), _find(r"\s99%\s+([\d.]+\w+)", text)
+    errors = _find(r"Non-2xx or 3xx responses:\s+(\d+)", text) or "0"
+    socket_errors = _find(r"Socket errors:(.*)", text) or " none"
+    return f"{float(rate or 0):>8,.0f} requests/s   p50 {p50}   p99 {p99}   non-2xx {errors}   socket errors:{socket_errors}"
+
+
+def _rollback(cli: list[str], env: dict, url: str) -> str:
+    """Time from `rollback` until the server answers with the previous version (after POST /reload)."""
+    import requests
+
+    started = time.perf_counter()
+    subprocess.run([*cli, "rollback"], env=env, check=True, capture_output=True, timeout=120)
+    command = time.perf_counter() - started
+    requests.post(f"{url}/reload", headers={"Authorization": "Bearer benchmark-token"}, timeout=30)
+    while requests.get(f"{url}/version", timeout=5).json().get("model_version") != "1":
+        time.sleep(0.05)
+    served = time.perf_counter() - started
+    return f"rollback v2 -> v1: the command took {command:.2f} s; the server answered with v1 after {served:.2f} s"
+
+
+def _find(pattern: str, text: str) -> str | None:
+    import re
+
+    match = re.search(pattern, text)
+    return match.group(1).strip() if match else None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until url/health answers 200."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready")

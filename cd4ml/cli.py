@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
     bench.add_argument("--data", type=Path, default=None, help="data to use (default: generated data/workshop)")
+    bench.add_argument("--skip-server", action="store_true", help="only the pipeline, not the model server (which needs wrk)")
     bench.set_defaults(handler=_benchmark)
     return parser
 
@@ -345,7 +346,14 @@ def _benchmark(args: argparse.Namespace) -> int:
     from cd4ml.benchmark import benchmark_pipeline
 
     settings = _settings(args)
-    print(benchmark_pipeline(settings, args.data))
+    print(benchmark_pipeline(settings, args.data), flush=True)
+    if not args.skip_server:
+        from dataclasses import replace
+
+        from cd4ml.benchmark import benchmark_server, workshop_data
+
+        source = args.data.resolve() if args.data else workshop_data(settings)
+        print("\n" + benchmark_server(replace(settings, data=replace(settings.data, source=source))))
     return EXIT_OK
 
 
