@@ -31,6 +31,7 @@ class ForecastServer(BaseApplication):
             "workers": settings.serving.workers,
             "worker_class": "sync",
             "preload_app": False,  # the store, its thread and the sink must start in the worker
+            "control_socket_disable": True,  # no admin socket: admin actions go through POST /reload and its token
             "worker_exit": _worker_exit,
             **(options or {}),
         }
