@@ -28,7 +28,7 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "gradient_boosting": ModelSpec(HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1}, True, (_HIST_TREE,)),
-    "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2, "n_jobs": -1}, False, (_TREE,)),
+    "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2}, False, (_TREE,)),
     "decision_tree": ModelSpec(DecisionTreeRegressor, {"min_samples_leaf": 5}, False, (_TREE,)),
     "ridge": ModelSpec(Ridge, {"alpha": 1.0}, False, ()),
     "lasso": ModelSpec(Lasso, {"alpha": 0.01, "max_iter": 5000}, True, ()),

@@ -7,7 +7,6 @@ from typing import Callable, Iterable
 
 from cd4ml import registry
 from cd4ml.config import TrackingSettings
-from cd4ml.errors import Cd4mlError
 from cd4ml.serving.model_store import LoadedModel
 
 
@@ -15,7 +14,7 @@ def production_fetcher(
     tracking: TrackingSettings, allowed_types: Iterable[str]
 ) -> Callable[[str | None], LoadedModel | None]:
     """fetch(current_version) for a ModelStore: the production version when it is another one
-    than current_version, None when unchanged. Raises when the registry cannot be reached or the
+    than current_version, None when unchanged or when nothing is deployed yet. Raises when the registry cannot be reached or the
     version cannot be loaded, so the store keeps what it has and reports why."""
     allowed = tuple(allowed_types)
     name = tracking.registered_model
@@ -25,13 +24,7 @@ def production_fetcher(
         if not clients:
             clients.append(registry.client(tracking))
         version = registry.production(clients[0], name)
-        if version is None:
-            if current is None:
-                raise Cd4mlError(
-                    f"no model is deployed: {name}@{registry.ALIAS} does not exist yet.",
-                    "Deploy one: run_python_script.py pipeline && run_python_script.py acceptance "
-                    "&& run_python_script.py deploy",
-                )
+        if version is None:  # nothing deployed yet (or the alias was removed): keep what we have
             return None
         if version.number == current:
             return None
