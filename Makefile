@@ -23,7 +23,7 @@ run: install
 
 ## make test: run every test (unit, integration against real processes, browser)
 test: install-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) data

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
                                description="Run the training pipeline once and track it in MLflow.", epilog=EXIT_CODES)
     _data_flags(pipe)
     pipe.add_argument("--json", action="store_true", help="make the last line of output one JSON object (run id, metrics)")
+    pipe.add_argument("--scale", dest="scale_mode", action="store_const", const="on", default=None,
+                      help="take the scale path (Arrow batches, a model trained on a sample; docs/scale.md) whatever "
+                           "the data's size ([scale] mode: by default only when train.csv is over auto_above_mb)")
+    pipe.add_argument("--no-scale", dest="scale_mode", action="store_const", const="off", help="take the row path")
+    pipe.add_argument("--max-rows", type=int, default=None, metavar="N",
+                      help="scale path: read only the first N lines of train.csv")
+    pipe.add_argument("--dask", default=None, metavar="ADDRESS",
+                      help='scale path: scan on the Dask scheduler at ADDRESS (tcp://host:8786), "local" for a '
+                           'LocalCluster here, "" for none (default: [scale] dask_scheduler or $DASK_SCHEDULER_ADDRESS)')
     pipe.set_defaults(handler=_pipeline)
 
     gate = commands.add_parser("acceptance", parents=[common], help="the acceptance gate: accept or reject the last run's model",
@@ -111,7 +121,41 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=EXIT_CODES)
     bench.add_argument("--data", type=Path, default=None, help="data to use (default: generated data/workshop)")
     bench.add_argument("--skip-server", action="store_true", help="only the pipeline, not the model server (which needs wrk)")
+    bench.add_argument("--monitor", action="store_true", help="only `monitor` over one million generated events")
+    bench.add_argument("--size", default="workshop", choices=("workshop", "full"),
+                       help="full: the scale path on Kaggle-sized data (data/full, generated if missing, or --data) at "
+                            "1M, 10M and all rows, stage by stage, and the accuracy of its strategy (docs/scale.md)")
+    bench.add_argument("--rows", default=None, metavar="N,N,...",
+                       help='with --size full: the sizes to measure, e.g. "1000000,all" (default: 1000000,10000000,all)')
+    bench.add_argument("--no-accuracy", action="store_true", help="with --size full: skip the accuracy comparison")
     bench.set_defaults(handler=_benchmark)
+
+    mon = commands.add_parser("monitor", parents=[common], help="what the model does in the wild: volume, latency, drift, live accuracy",
+                              description="Read the prediction events of a time window (the local JSONL log or Elasticsearch), "
+                                          "compare them with the deployed model's training data (PSI) and, with --actuals, score "
+                                          "what production forecast; log the report to MLflow and write data/monitoring/latest.json. "
+                                          "Exit 5 when an alert threshold of params.toml [monitoring] is crossed.",
+                              epilog=EXIT_CODES)
+    mon.add_argument("--since", default=None, metavar="WHEN",
+                     help="start: a date (its first moment, UTC) or an ISO datetime (default: [monitoring] window_days before --until)")
+    mon.add_argument("--until", default=None, metavar="WHEN",
+                     help="end, exclusive: an ISO datetime, or a date (that whole day included) (default: now)")
+    mon.add_argument("--source", default=None, choices=("jsonl", "elasticsearch"),
+                     help="where events come from (default: elasticsearch when CD4ML_ELASTICSEARCH_URL is set, else jsonl)")
+    mon.add_argument("--events", type=Path, default=None, metavar="FILE", help="a JSONL event log to read (implies --source jsonl; default: data/predictions.jsonl)")
+    mon.add_argument("--actuals", type=Path, default=None, metavar="PATH",
+                     help="actual sales of the forecast dates: a workshop CSV or a Kaggle-layout folder")
+    mon.add_argument("--json", action="store_true", help="print the whole report as JSON instead of the summary")
+    mon.set_defaults(handler=_monitor)
+
+    feed = commands.add_parser("feedback", parents=[common], help="add arrived actual sales to the training data for the next run",
+                               description="Append the rows of a data drop (workshop CSV or Kaggle-layout folder) to the configured "
+                                           "training data ([data] source or --data): new ids, rows already present skipped and "
+                                           "counted, files replaced atomically. Then run the pipeline to retrain on them.",
+                               epilog=EXIT_CODES)
+    feed.add_argument("--actuals", type=Path, required=True, metavar="PATH", help="the data drop: a workshop CSV or a Kaggle-layout folder")
+    feed.add_argument("--data", type=Path, default=None, help="the training data to add to (default: [data] source)")
+    feed.set_defaults(handler=_feedback)
     return parser
 
 
@@ -138,6 +182,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data.items": getattr(args, "items", None),
         "data.stores": getattr(args, "stores", None),
         "model.name": getattr(args, "model", None),
+        "scale.mode": getattr(args, "scale_mode", None),
+        "scale.max_rows": getattr(args, "max_rows", None),
+        "scale.dask_scheduler": getattr(args, "dask", None),
     })
 
 
@@ -172,17 +219,22 @@ def _pipeline(args: argparse.Namespace) -> int:
     from cd4ml import tracking
 
     settings = _settings(args)
+    from cd4ml.pipeline.mode import choose_path
+
+    path = choose_path(settings)  # the row path, or the scale path (docs/scale.md)
     process = tracking.RunProcess(settings.tracking)  # MLflow warms up while we import the rest
     try:
         from cd4ml.pipeline.models import make_model
         from cd4ml.pipeline.run import run_pipeline
+        from cd4ml.pipeline.run_scale import run_scale_pipeline
 
         make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: say so first
         _ensure_default_data(settings)
     except BaseException:
         process.cancel()
         raise
-    result = run_pipeline(settings, Reporter(), process)
+    run = run_scale_pipeline if path == "scale" else run_pipeline
+    result = run(settings, Reporter(), process)
     _print_scores(result.metrics)
     print(f"run {result.run_id} tracked at {result.tracking_uri}")
     print(_where_to_look(settings, result.experiment_id, result.run_id))
@@ -304,6 +356,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.serving.workers,
     )
     settings = replace(settings, serving=serving)
+    if not settings.tracking.remote:
+        _create_local_store(settings)  # once, here: two workers creating it at once would race
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
@@ -342,10 +396,40 @@ def _ci(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _create_local_store(settings: Settings) -> None:
+    """Create the embedded MLflow store if it does not exist yet, in a short child process (the
+    gunicorn master must not hold MLflow's database connections when it forks its workers)."""
+    import subprocess
+
+    if settings.paths.mlflow_db.exists():
+        return
+    settings.paths.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+    code = "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_registered_models(max_results=1)"
+    subprocess.run([sys.executable, "-c", code, settings.tracking.uri], check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
 def _benchmark(args: argparse.Namespace) -> int:
     from cd4ml.benchmark import benchmark_pipeline
 
     settings = _settings(args)
+    if getattr(args, "monitor", False):
+        from cd4ml.monitoring.benchmark import benchmark_monitor
+
+        print(benchmark_monitor(settings), flush=True)
+        return EXIT_OK
+    if args.size == "full":
+        from cd4ml.benchmark_scale import SIZES, benchmark_full
+
+        try:
+            sizes = SIZES if not args.rows else tuple(
+                None if part.strip() == "all" else int(float(part)) for part in args.rows.split(",") if part.strip())
+        except ValueError:
+            from cd4ml.errors import ConfigError
+
+            raise ConfigError(f'--rows must be row counts or "all", comma-separated; got {args.rows!r}.') from None
+        print(benchmark_full(settings, args.data, sizes, accuracy=not args.no_accuracy), flush=True)
+        return EXIT_OK
     print(benchmark_pipeline(settings, args.data), flush=True)
     if not args.skip_server:
         from dataclasses import replace
@@ -354,6 +438,39 @@ def _benchmark(args: argparse.Namespace) -> int:
 
         source = args.data.resolve() if args.data else workshop_data(settings)
         print("\n" + benchmark_server(replace(settings, data=replace(settings.data, source=source))))
+    return EXIT_OK
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from cd4ml.errors import EXIT_ALERT
+    from cd4ml.monitoring.events_source import default_window
+    from cd4ml.monitoring.report import text
+    from cd4ml.monitoring.run import make_source, monitor
+
+    settings = _settings(args)
+    now = datetime.now(timezone.utc)
+    window = default_window(now, settings.monitoring.window_days, args.since, args.until)
+    source = make_source(settings, args.source, args.events.resolve() if args.events else None)
+    report = monitor(settings, window, source, args.actuals.resolve() if args.actuals else None, now=now)
+    print(json.dumps(report, indent=1) if args.json else text(report))
+    if not args.json:
+        print(f"report: {settings.paths.monitoring_report} and MLflow run {report['mlflow_run_id']} "
+              f"(experiment {settings.monitoring.experiment})")
+    return EXIT_ALERT if report["alerts"] else EXIT_OK
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from cd4ml.monitoring.feedback import add_actuals
+
+    settings = _settings(args)
+    result = add_actuals(args.actuals.resolve(), settings.data.source)
+    print(result)
+    if result.added:
+        print("retrain on it: python3 run_python_script.py pipeline && python3 run_python_script.py acceptance "
+              "&& python3 run_python_script.py deploy")
     return EXIT_OK
 
 

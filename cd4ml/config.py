@@ -32,6 +32,27 @@ DEFAULTS: dict[str, Any] = {
     "acceptance": {"metric": "r2", "min": 0.5, "max": 1.0, "tolerance": 0.02},
     "tracking": {"experiment": "sales-forecast", "registered_model": "sales-forecast"},
     "serving": {"host": "127.0.0.1", "port": 5005, "poll_seconds": 10.0, "workers": 2},
+    "monitoring": {
+        "window_days": 7,
+        "min_events": 100,
+        "psi_warn": 0.1,
+        "psi_alert": 0.25,
+        "top_items": 20,
+        "max_latency_p99_ms": 250.0,
+        "accuracy_tolerance": 0.1,
+        "index": "model-*",
+        "experiment": "sales-forecast-monitoring",
+    },
+    "scale": {
+        "mode": "auto",
+        "auto_above_mb": 512,
+        "strategy": "sample",
+        "sample_rows": 2_000_000,
+        "partition_mb": 16,
+        "threads": 0,
+        "max_rows": 0,
+        "dask_scheduler": "",
+    },
 }
 
 METRICS = ("r2", "nwrmsle", "mae")
@@ -67,6 +88,15 @@ class Paths:
     @property
     def profiles_dir(self) -> Path:
         return self.data_dir / "profiles"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        return self.data_dir / "monitoring"
+
+    @property
+    def monitoring_report(self) -> Path:
+        """The last report `monitor` wrote; the model server's /monitoring page shows it."""
+        return self.monitoring_dir / "latest.json"
 
     def generated(self, size: str) -> Path:
         """Where generate-data writes a data set of this size by default."""
@@ -117,6 +147,45 @@ class ServingSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    window_days: float  # `monitor` without --since looks this many days back
+    min_events: int  # fewer events (or forecasts with actuals) than this: reported, not judged
+    psi_warn: float  # population stability index: a warning from here
+    psi_alert: float  # and an alert (exit 5) from here
+    top_items: int  # product drift compares the training's top items, the rest as "other"
+    max_latency_p99_ms: float  # an alert when the 99th percentile latency is above this
+    accuracy_tolerance: float  # an alert when live accuracy is worse than validation by more
+    index: str  # Elasticsearch indices of prediction events
+    experiment: str  # the MLflow experiment of monitoring runs
+    elasticsearch_url: str | None  # CD4ML_ELASTICSEARCH_URL; None: events come from the JSONL log
+    elasticsearch_user: str | None  # CD4ML_ELASTICSEARCH_USER
+    elasticsearch_password: str | None = field(default=None, repr=False)  # CD4ML_ELASTICSEARCH_PASSWORD
+
+    @property
+    def default_source(self) -> str:
+        """Where `monitor` reads events by default: Elasticsearch when a URL is configured."""
+        return "elasticsearch" if self.elasticsearch_url else "jsonl"
+
+
+SCALE_MODES = ("auto", "on", "off")
+SCALE_STRATEGIES = ("sample", "all")
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """The scale path (docs/scale.md): Arrow batches, exact totals, a model trained on a sample."""
+
+    mode: str  # "auto": the scale path when train.csv is larger than auto_above_mb; "on"; "off"
+    auto_above_mb: float
+    strategy: str  # "sample": train on sample_rows training rows drawn uniformly; "all": on every one
+    sample_rows: int
+    partition_mb: float  # bytes of train.csv per batch, and per Dask task
+    threads: int  # batches read at once in this process; 0: one per core
+    max_rows: int | None  # only the first max_rows data lines of train.csv (None: all)
+    dask_scheduler: str | None  # "local" (a LocalCluster here) or a scheduler address; None: no Dask
+
+
+@dataclass(frozen=True)
 class Settings:
     problem: str
     seed: int
@@ -126,6 +195,8 @@ class Settings:
     acceptance: AcceptanceSettings
     tracking: TrackingSettings
     serving: ServingSettings
+    monitoring: MonitoringSettings
+    scale: ScaleSettings
     paths: Paths
     params_file: Path
     raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
@@ -174,6 +245,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         for name, where in names.items():
             if name in environ:
                 _set_dotted(found, ".".join(where), _parse_env_value(environ[name]))
+    if environ.get("DASK_SCHEDULER_ADDRESS", "").strip():  # Dask's own variable for the scheduler to use
+        _set_dotted(found, "scale.dask_scheduler", environ["DASK_SCHEDULER_ADDRESS"].strip())
     return found
 
 
@@ -222,6 +295,7 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
         raise ConfigError(f"{where} [acceptance] min ({low}) must not exceed max ({high}).")
     tracking = p["tracking"]
     serving = p["serving"]
+    monitoring = _monitoring(p["monitoring"], where, environ)
     uri = environ.get("MLFLOW_TRACKING_URI", "").strip()
     remote = bool(uri)
     if not remote:
@@ -264,9 +338,69 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
             fluentd_host=environ.get("FLUENTD_HOST") or None,
             fluentd_port=_integer(environ.get("FLUENTD_PORT", 24224), "FLUENTD_PORT", minimum=1),
         ),
+        monitoring=monitoring,
+        scale=_scale(p["scale"], where, environ),
         paths=paths,
         params_file=params_file,
         raw=p,
+    )
+
+
+def _monitoring(m: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> MonitoringSettings:
+    warn = _number(m["psi_warn"], f"{where} [monitoring] psi_warn", minimum=0)
+    alert = _number(m["psi_alert"], f"{where} [monitoring] psi_alert", minimum=0)
+    if warn > alert:
+        raise ConfigError(f"{where} [monitoring] psi_warn ({warn}) must not exceed psi_alert ({alert}).")
+    window = _number(m["window_days"], f"{where} [monitoring] window_days", minimum=0)
+    if window <= 0:
+        raise ConfigError(f"{where} [monitoring] window_days must be a number > 0; got {m['window_days']!r}.")
+    url = environ.get("CD4ML_ELASTICSEARCH_URL", "").strip() or None
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"CD4ML_ELASTICSEARCH_URL must start with http:// or https://; got {url!r}.",
+            "E.g. CD4ML_ELASTICSEARCH_URL=http://localhost:9200, or unset it to read data/predictions.jsonl.",
+        )
+    return MonitoringSettings(
+        window_days=window,
+        min_events=_integer(m["min_events"], f"{where} [monitoring] min_events", minimum=1),
+        psi_warn=warn,
+        psi_alert=alert,
+        top_items=_integer(m["top_items"], f"{where} [monitoring] top_items", minimum=1),
+        max_latency_p99_ms=_number(m["max_latency_p99_ms"], f"{where} [monitoring] max_latency_p99_ms", minimum=0),
+        accuracy_tolerance=_number(m["accuracy_tolerance"], f"{where} [monitoring] accuracy_tolerance", minimum=0),
+        index=_string(m["index"], f"{where} [monitoring] index"),
+        experiment=_string(m["experiment"], f"{where} [monitoring] experiment"),
+        elasticsearch_url=url,
+        elasticsearch_user=environ.get("CD4ML_ELASTICSEARCH_USER") or None,
+        elasticsearch_password=environ.get("CD4ML_ELASTICSEARCH_PASSWORD") or None,
+    )
+
+
+def _scale(sc: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> ScaleSettings:
+    mode = _string(str(sc["mode"]).lower() if isinstance(sc["mode"], bool) else sc["mode"], f"{where} [scale] mode")
+    mode = {"true": "on", "false": "off"}.get(mode, mode)
+    if mode not in SCALE_MODES:
+        raise ConfigError(f"{where} [scale] mode must be one of {', '.join(SCALE_MODES)}; got {sc['mode']!r}.")
+    strategy = _string(sc["strategy"], f"{where} [scale] strategy")
+    if strategy not in SCALE_STRATEGIES:
+        raise ConfigError(
+            f"{where} [scale] strategy must be one of {', '.join(SCALE_STRATEGIES)}; got {strategy!r}."
+        )
+    partition_mb = _number(sc["partition_mb"], f"{where} [scale] partition_mb", minimum=0)
+    if partition_mb <= 0:
+        raise ConfigError(f"{where} [scale] partition_mb must be a number > 0; got {sc['partition_mb']!r}.")
+    scheduler = str(sc["dask_scheduler"] or "").strip()
+    threads = _integer(sc["threads"], f"{where} [scale] threads", minimum=0)
+    max_rows = _integer(sc["max_rows"], f"{where} [scale] max_rows", minimum=0)
+    return ScaleSettings(
+        mode=mode,
+        auto_above_mb=_number(sc["auto_above_mb"], f"{where} [scale] auto_above_mb", minimum=0),
+        strategy=strategy,
+        sample_rows=_integer(sc["sample_rows"], f"{where} [scale] sample_rows", minimum=1),
+        partition_mb=partition_mb,
+        threads=threads or (os.cpu_count() or 1),
+        max_rows=max_rows or None,
+        dask_scheduler=scheduler or None,
     )
 
 

@@ -80,6 +80,36 @@ class NonNegative(RegressorMixin, BaseEstimator):
         return np.clip(self.regressor_.predict(X), 0.0, None)
 
 
+class RelativeToLevel(RegressorMixin, BaseEstimator):
+    """A regressor of each row's target relative to a level the features carry (column `level`,
+    e.g. the store-item's mean sales): fitted on target / level with weight level, it predicts
+    level x its forecast. For the Poisson loss this is the same deviance as fitting the target
+    with the level as an offset (d(y, m r) = m d(y/m, r)), so an exact level is not reduced to a
+    feature's histogram bins. Levels below `floor` count as `floor`."""
+
+    def __init__(self, regressor: Any = None, level: int = 0, floor: float = 1e-3) -> None:
+        self.regressor = regressor
+        self.level = level
+        self.floor = floor
+
+    def fit(self, X: Any, y: Any) -> "RelativeToLevel":
+        level = self._level(X)
+        self.regressor_ = clone(self.regressor).fit(X, np.asarray(y, dtype=float) / level, sample_weight=level)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._level(X) * self.regressor_.predict(X)
+
+    def _level(self, X: Any) -> np.ndarray:
+        level = np.asarray(X)[:, self.level]
+        return np.maximum(np.nan_to_num(level, nan=self.floor), self.floor)
+
+
+def relative_trusted_types(name: str) -> list[str]:
+    """trusted_types of a model of this name wrapped in RelativeToLevel (the scale path's)."""
+    return [*trusted_types(name), f"{RelativeToLevel.__module__}.{RelativeToLevel.__name__}"]
+
+
 def all_trusted_types() -> list[str]:
     """Every type any of our models may hold beyond skops' defaults (what a server may load)."""
-    return sorted({t for name in MODELS for t in trusted_types(name)})
+    return sorted({t for name in MODELS for t in relative_trusted_types(name)})

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from cd4ml import plots, tracking
 from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
+from cd4ml.monitoring.profile import PROFILE_ARTIFACT, profile_bytes, training_profile
 from cd4ml.pipeline.evaluate import evaluate
 from cd4ml.pipeline.models import NonNegative, make_model, trusted_types
 from cd4ml.pipeline.split import split_by_date
@@ -142,6 +143,10 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
                   "validation.first_date": str(cutoff)},
         )
         run.log_bytes(_validation_rows(problem, table, trained.valid), VALIDATION_ROWS)
+        train = ~trained.valid  # what monitoring compares live events with (docs/monitoring.md)
+        run.log_bytes(profile_bytes(training_profile(
+            table.inputs["item_nbr"].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
+        )), PROFILE_ARTIFACT)
         example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
         run.log_model(  # the tracking process logs the model while the plots are drawn here
             trained.model, example, trained.model.predict(example),

@@ -57,6 +57,30 @@ class Problem(Protocol):
         """Noise-free expected targets for these rows, when the data set knows them."""
 
 
+class ScaleProblem(Problem, Protocol):
+    """A problem that can also take the scale path (cd4ml/pipeline/scale.py, docs/scale.md): its
+    data in partitions of compact columns (day, cell, target, promo, id), a features step learned
+    from the pass's totals, and its rows back as requests."""
+
+    def partitions(self, source: Source, data: DataSettings, part_bytes: int, max_rows: int | None = None) -> Any:
+        """The data in partitions (len, read, batch, tail_batch, columns; picklable for Dask)."""
+
+    def scale_features(self, scanned: Any, partitions: Any, source: Source) -> Any:
+        """The model's fitted features step (with encode_frame) from the pass's totals."""
+
+    def scale_weights(self, frame: dict, partitions: Any) -> np.ndarray:
+        """The metric weights of rows in compact columns."""
+
+    def scale_requests(self, frame: dict, partitions: Any) -> Any:
+        """Rows in compact columns as the model's input rows (a DataFrame)."""
+
+    def scale_request_table(self, frame: dict, partitions: Any) -> Any:
+        """The same as an Arrow table, for millions of rows."""
+
+    def scale_expected(self, source: Source, ids: np.ndarray) -> np.ndarray | None:
+        """expected() in bounded memory."""
+
+
 def get_problem(name: str) -> Problem:
     """The problem called `name` in params.toml."""
     from cd4ml.problems.favorita.problem import FavoritaProblem

@@ -69,7 +69,7 @@ def _sentence(text: str) -> str:
 
 def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink) -> Flask:
     """The model server: the forecast page at /, the JSON API beside it."""
-    from cd4ml.serving import api, web
+    from cd4ml.serving import api, monitoring, web
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -78,6 +78,7 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink) -> 
     app.config["APP_VERSION"] = cd4ml.__version__
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(monitoring.bp)
     app.before_request(_refuse_large_bodies)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)

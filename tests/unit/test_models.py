@@ -65,3 +65,36 @@ def test_every_fitted_model_saves_with_skops_and_only_the_declared_types(name):
     X, y = [{"a": float(i % 5), "b": "xy"[i % 2]} for i in range(40)], np.arange(40.0)
     model = Pipeline([("e", DictVectorizer(sparse=not dense)), ("m", NonNegative(estimator))]).fit(X, y)
     assert sorted(sio.get_untrusted_types(data=sio.dumps(model))) == sorted(trusted_types(name))
+
+
+def test_relative_to_level_forecasts_level_times_the_fitted_ratio():
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from cd4ml.pipeline.models import RelativeToLevel
+
+    rng = np.random.default_rng(0)
+    level = rng.choice([0.5, 5.0, 500.0], size=4000)  # exact levels a histogram could not tell apart
+    promo = rng.integers(0, 2, size=4000)
+    X = np.column_stack([level, promo])
+    y = rng.poisson(level * np.where(promo, 1.6, 1.0))
+    model = RelativeToLevel(HistGradientBoostingRegressor(loss="poisson", random_state=0), level=0).fit(X, y)
+    ratio = model.regressor_.predict(np.array([[5.0, 0], [5.0, 1]]))
+    assert ratio[1] / ratio[0] == pytest.approx(1.6, rel=0.1)
+    assert model.predict(np.array([[500.0, 1]]))[0] == pytest.approx(800, rel=0.1)
+    assert model.predict(np.array([[np.nan, 1], [0.0, 1]]))[0] >= 0  # missing or zero level: the floor
+
+
+@pytest.mark.parametrize("name", ["gradient_boosting", "random_forest", "decision_tree"])
+def test_the_scale_paths_models_save_with_skops_and_only_the_declared_types(name):
+    import numpy as np
+    import skops.io as sio
+
+    from cd4ml.pipeline.models import NonNegative, RelativeToLevel, all_trusted_types, relative_trusted_types
+
+    estimator, _ = make_model(name, {}, random_state=0)
+    X, y = np.column_stack([np.arange(40.0) % 7 + 1, np.arange(40.0) % 2]), np.arange(40.0)
+    model = NonNegative(RelativeToLevel(estimator)).fit(X, y)
+    untrusted = sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+    assert untrusted == sorted(relative_trusted_types(name))
+    assert set(untrusted) <= set(all_trusted_types())  # what the model server trusts

@@ -11,9 +11,11 @@ import calendar as _calendar
 from datetime import date, datetime
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+EPOCH_WEEKDAY = 3  # 1970-01-01, day 0 of day numbers (Arrow's date32), was a Thursday
 REQUEST_COLUMNS = ("date", "item_nbr", "store_nbr", "onpromotion")
 
 Catalogue = Mapping[int, Mapping[str, Any]]
@@ -52,6 +54,48 @@ def feature_row(request: Mapping[str, Any], catalogue: Catalogue, days_off: froz
         "dayoff": 1.0 if day in days_off else 0.0,
         "onpromotion": 1.0 if request.get("onpromotion") else 0.0,
     }
+
+
+# --- the date features of many rows at once (the scale path) -----------------------------------
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def days_of(dates: Iterable[date]) -> np.ndarray:
+    """Dates as sorted int32 day numbers (days since 1970-01-01, Arrow's date32)."""
+    return np.array(sorted(d.toordinal() - _EPOCH for d in dates), dtype=np.int32)
+
+
+def date_of(day: int) -> date:
+    """A day number as a date."""
+    return date.fromordinal(int(day) + _EPOCH)
+
+
+def calendar_columns(days: np.ndarray, days_off: np.ndarray) -> dict[str, np.ndarray]:
+    """feature_row's date features for int32 day numbers: dayofweek (0 = Monday), month, day,
+    dayofyear, payday (the 15th or the month's last day) and dayoff, each computed once per
+    distinct date."""
+    days = np.asarray(days, dtype=np.int64)
+    if len(days) == 0:
+        empty = np.zeros(0)
+        return {name: empty for name in ("dayofweek", "month", "day", "dayofyear", "payday", "dayoff")}
+    first, last = int(days.min()), int(days.max())
+    span = np.arange(first, last + 1, dtype=np.int64)
+    d = span.astype("datetime64[D]")
+    month_start = d.astype("datetime64[M]")
+    year_start = d.astype("datetime64[Y]")
+    day = (d - month_start.astype("datetime64[D]")).astype(np.int64) + 1
+    month_length = ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
+    table = {
+        "dayofweek": (span + EPOCH_WEEKDAY) % 7,
+        "month": (month_start - year_start.astype("datetime64[M]")).astype(np.int64) + 1,
+        "day": day,
+        "dayofyear": (d - year_start.astype("datetime64[D]")).astype(np.int64) + 1,
+        "payday": (day == 15) | (day == month_length),
+        "dayoff": np.isin(span, days_off),
+    }
+    at = days - first
+    return {name: values[at] for name, values in table.items()}
 
 
 def build_catalogue(rows: Iterable[Mapping[str, Any]], names: Mapping[int, str]) -> dict[int, dict[str, Any]]:

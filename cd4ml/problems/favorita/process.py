@@ -31,6 +31,15 @@ def process_row(raw: Mapping[str, object]) -> Row:
     }
 
 
+def process_item(raw: Mapping[str, object]) -> Row:
+    """The item columns of a raw row (or of an items.csv row) typed, as process_row types them."""
+    return {
+        "family": str(raw["family"]).strip(),
+        "class": str(raw["class"]).strip(),
+        "perishable": _flag(raw, "perishable", allow_empty=False),
+    }
+
+
 def process_rows(
     raws: Iterable[Mapping[str, object]],
     source: str,

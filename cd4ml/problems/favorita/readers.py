@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from cd4ml.errors import DataError
 from cd4ml.problems.favorita import schema
@@ -113,31 +113,25 @@ class KaggleSource:
         """Raw rows of train.csv joined with items.csv and the days off; a single pass."""
         scan = _Scan(self.path, self.items, self.stats, self.progress)
         header = scan.header(KAGGLE_TRAIN_REQUIRED, "Kaggle's train.csv")
-        item_at = header.index("item_nbr")
-        date_at = header.index("date")
-        days_off = {d.isoformat() for d in self.calendar}
-        for line, fields in scan.records():
-            row: RawRow = dict(zip(header, fields))
-            info = self._items.get(fields[item_at].strip()) or self._items.get(_normal(fields[item_at]))
-            if info is None:
-                raise DataError(
-                    "item not found in items.csv",
-                    "Every item_nbr in train.csv needs a row in items.csv.",
-                    path=str(self.path), line=line, column="item_nbr", value=fields[item_at],
-                )
-            row.update(info)
-            row["dayoff"] = "True" if fields[date_at].strip() in days_off else "False"
-            row.setdefault("onpromotion", "")
-            row.setdefault("id", "")
-            row[LINE] = line
-            yield row
+        yield from join_train(header, scan.records(), self.item_facts, self.calendar, self.path)
         self.stats.sha256 = _combined(self.stats.files)
+
+    @property
+    def item_facts(self) -> dict[str, dict[str, str]]:
+        """items.csv as read: item number (normalised text) -> family, class, perishable (text)."""
+        return self._items
+
+    def fingerprint(self, train_sha256: str) -> str:
+        """The folder's fingerprint, given the sha256 of the train.csv bytes read (batch runs)."""
+        self.stats.files[self.path.name] = train_sha256
+        self.stats.sha256 = _combined(self.stats.files)
+        return self.stats.sha256
 
     def _read_items(self) -> dict[str, dict[str, str]]:
         path = self.folder / schema.ITEMS_FILE
         rows = _read_small(path, ("item_nbr", "family", "class", "perishable"), self.stats)
         return {
-            _normal(r["item_nbr"]): {"family": r["family"], "class": r["class"], "perishable": r["perishable"]}
+            normal_item(r["item_nbr"]): {"family": r["family"], "class": r["class"], "perishable": r["perishable"]}
             for r in rows
         }
 
@@ -157,6 +151,135 @@ class KaggleSource:
                         path=str(path), line=line, column="date", value=r["date"],
                     ) from None
         return frozenset(days)
+
+
+def join_train(
+    header: list[str], records: Iterable[tuple[int, list[str]]], item_facts: dict[str, dict[str, str]],
+    calendar: frozenset[date], path: Path,
+) -> Iterator[RawRow]:
+    """train.csv records (line number, fields) as raw rows joined with items.csv and the days off."""
+    item_at = header.index("item_nbr")
+    date_at = header.index("date")
+    days_off = {d.isoformat() for d in calendar}
+    for line, fields in records:
+        row: RawRow = dict(zip(header, fields))
+        info = item_facts.get(fields[item_at].strip()) or item_facts.get(normal_item(fields[item_at]))
+        if info is None:
+            raise DataError(
+                "item not found in items.csv",
+                "Every item_nbr in train.csv needs a row in items.csv.",
+                path=str(path), line=line, column="item_nbr", value=fields[item_at],
+            )
+        row.update(info)
+        row["dayoff"] = "True" if fields[date_at].strip() in days_off else "False"
+        row.setdefault("onpromotion", "")
+        row.setdefault("id", "")
+        row[LINE] = line
+        yield row
+
+
+# --- train.csv in byte ranges, for the batch path (batches.py) and Dask -----------------------
+
+@dataclass(frozen=True)
+class TrainParts:
+    """train.csv cut into byte ranges of whole lines: the batches of the batch path and the tasks
+    of a Dask run. As for the row readers, quoted fields must not hold newlines."""
+
+    path: Path
+    columns: tuple[str, ...]  # the header's column names
+    start: int  # the first byte after the header line
+    end: int  # the byte after the last line read (the file's size unless max_rows cut it short)
+    ranges: tuple[tuple[int, int], ...]
+
+    @property
+    def bytes(self) -> int:
+        return self.end - self.start
+
+
+def split_train(path: Path, part_bytes: int, max_rows: int | None = None) -> TrainParts:
+    """Byte ranges of about part_bytes each, every one starting at a line; max_rows: only the
+    first max_rows data lines."""
+    scan = _Scan(path, None, ReadStats(), None)
+    columns = scan.header(KAGGLE_TRAIN_REQUIRED, "Kaggle's train.csv")
+    start = scan.stats.bytes
+    f = scan._file
+    try:
+        end = path.stat().st_size if max_rows is None else _end_of_line(f, start, max_rows)
+        ranges, at = [], start
+        while at < end:
+            cut = min(at + part_bytes, end)
+            if cut < end:
+                f.seek(cut - 1)
+                cut = min(cut - 1 + len(f.readline()), end)  # just after the line holding byte cut - 1
+            ranges.append((at, cut))
+            at = cut
+    finally:
+        f.close()
+    return TrainParts(path, tuple(columns), start, end, tuple(ranges))
+
+
+def _end_of_line(f: BinaryIO, start: int, lines: int) -> int:
+    """The offset just after the given number of lines from start (or the end of the file)."""
+    f.seek(start)
+    at = start
+    while lines > 0:
+        block = f.read(CHUNK_BYTES)
+        if not block:
+            return at
+        found = block.count(b"\n")
+        if found < lines:
+            lines -= found
+            at += len(block)
+            continue
+        cut = -1
+        for _ in range(lines):
+            cut = block.index(b"\n", cut + 1)
+        return at + cut + 1
+    return at
+
+
+def read_range(path: Path, start: int, end: int) -> bytes:
+    """The bytes of train.csv from start to end."""
+    with path.open("rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def tail_start(parts: TrainParts, nbytes: int) -> int:
+    """The start of the first whole line in the last nbytes of the data read."""
+    if parts.end - parts.start <= nbytes:
+        return parts.start
+    with parts.path.open("rb") as f:
+        f.seek(parts.end - nbytes - 1)
+        return parts.end - nbytes - 1 + len(f.readline())
+
+
+def first_line(parts: TrainParts, offset: int) -> int:
+    """The line number of the line starting at offset (the header is line 1): only for errors,
+    as it counts the newlines before it."""
+    line = 2
+    with parts.path.open("rb") as f:
+        f.seek(parts.start)
+        left = offset - parts.start
+        while left > 0:
+            block = f.read(min(CHUNK_BYTES, left))
+            if not block:
+                break
+            line += block.count(b"\n")
+            left -= len(block)
+    return line
+
+
+def parse_lines(parts: TrainParts, text: bytes, line: int, items: frozenset[int] | None) -> Iterator[tuple[int, list[str]]]:
+    """The row readers' parse of these train.csv lines (line: the number of the first): (line
+    number, fields) of each data line, only those of the chosen items, as KaggleSource.rows reads them."""
+    scan = _Scan(parts.path, items, ReadStats(), None)
+    scan.width = len(parts.columns)
+    if items is not None:
+        scan.item_at = parts.columns.index("item_nbr")
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    return scan._parse(text, line)
 
 
 class _Scan:
@@ -244,7 +367,7 @@ class _Scan:
             self.stats.parsed += 1
             if len(fields) != self.width:
                 raise self._bad(line, f"expected {self.width} fields, found {len(fields)}", raw)
-            if self.wanted is None or _normal(fields[self.item_at]) in self.wanted:
+            if self.wanted is None or normal_item(fields[self.item_at]) in self.wanted:
                 yield line, fields
 
     def _candidates(self, body: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
@@ -296,7 +419,8 @@ def _combined(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _normal(item: str) -> str:
+def normal_item(item: str) -> str:
+    """An item number as text the way the join matches it: "99197", "99197.0" and " 99197" alike."""
     text = item.strip().strip('"')
     try:
         return str(int(float(text)))
@@ -321,3 +445,72 @@ def read_expected(path: Path, ids: "np.ndarray") -> "np.ndarray | None":
     if len(known) == 0 or not np.array_equal(known[at], ids):
         return None
     return values[at]
+
+
+def read_expected_ids(path: Path, ids: "np.ndarray", block_bytes: int = 1 << 24) -> "np.ndarray | None":
+    """read_expected in bounded memory, for data at scale: expected.csv is written in id order,
+    so it is read from the line of the smallest id wanted on (found by bisecting the file) until
+    every wanted id is found, keeping only those. The whole file is read when that misses some
+    (an unsorted file)."""
+    import numpy as np
+
+    if not path.exists() or len(ids) == 0 or (ids < 0).any():
+        return None
+    wanted = np.unique(ids)
+    with path.open("rb") as f:
+        header = f.readline()
+        data_start = len(header)
+        start = _bisect_id(f, data_start, path.stat().st_size, int(wanted[0]))
+        found = _scan_expected(f, start, wanted, header, block_bytes)
+        if found is None and start > data_start:
+            found = _scan_expected(f, data_start, wanted, header, block_bytes)
+    if found is None:
+        return None
+    return found[np.searchsorted(wanted, ids)]
+
+
+def _bisect_id(f: BinaryIO, low: int, high: int, target: int) -> int:
+    """A line start at or before the line of id `target`, in a file sorted by its first column."""
+    while high - low > (1 << 20):
+        middle = (low + high) // 2
+        f.seek(middle)
+        f.readline()
+        at = f.tell()
+        first = f.readline().split(b",", 1)[0]
+        try:
+            before = int(first) < target
+        except ValueError:
+            return low
+        if before:
+            low = at
+        else:
+            high = middle
+    return low
+
+
+def _scan_expected(f: BinaryIO, start: int, wanted: "np.ndarray", header: bytes, block_bytes: int) -> "np.ndarray | None":
+    """The expected value of every wanted id (sorted) from start on, or None if one is missing."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [c.strip() for c in header.decode("utf-8-sig").strip().split(",")]
+    types = {"id": pa.int64(), "expected": pa.float64()}
+    values = np.full(len(wanted), np.nan)
+    seen = np.zeros(len(wanted), dtype=bool)
+    f.seek(start)
+    while not seen.all():
+        block = f.read(block_bytes)
+        if not block:
+            break
+        block += f.readline()  # to the end of its last line
+        table = pacsv.read_csv(
+            pa.py_buffer(block), read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=["id", "expected"]),
+        )
+        found = table["id"].to_numpy()
+        at = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
+        hit = wanted[at] == found
+        values[at[hit]] = table["expected"].to_numpy()[hit]
+        seen[at[hit]] = True
+    return values if seen.all() else None

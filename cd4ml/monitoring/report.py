@@ -1,0 +1,137 @@
+"""The monitoring report: drift against the training profile, alerts, and the printed text. Pure.
+
+An alert (exit 5) is raised when, with at least [monitoring] min_events events (or forecasts
+with actuals):
+    - the population stability index of requested products, requested weekdays or forecasts
+      exceeds psi_alert (psi_warn and above is a warning),
+    - the 99th percentile latency exceeds max_latency_p99_ms,
+    - live accuracy is worse than the model's validation accuracy by more than
+      accuracy_tolerance, on the [acceptance] metric (r2 by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from cd4ml.config import MonitoringSettings
+from cd4ml.monitoring.analysis import (
+    OTHER, WEEKDAYS, EventStats, binned, bucket_low, grouped, psi, shares, weekday_counts,
+)
+
+REPORT_VERSION = 1
+HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
+FEATURES = {"items": "requested products", "weekdays": "requested weekdays", "forecast": "forecasts"}
+
+
+def drift(stats: EventStats, profile: Mapping[str, Any], top_items: int) -> dict[str, Any]:
+    """PSI of requested products (the training's top items, the rest together), requested
+    weekdays and forecast bins, live against the training profile."""
+    trained = {int(k): float(v) for k, v in profile["items"].items()}
+    top = sorted(trained, key=lambda item: (-trained[item], item))[:top_items]
+    live_items = stats.item_totals()
+    names = [stats.item_names.get(i, str(i)) for i in top]
+    found = {
+        "items": (names + [OTHER], grouped(trained, top), grouped(live_items, top)),
+        "weekdays": (list(WEEKDAYS), list(profile["weekdays"]), weekday_counts(stats.requested)),
+    }
+    edges = [int(e) for e in profile["forecast"]["edges"]]
+    found["forecast"] = (bin_labels(edges), list(profile["forecast"]["shares"]), binned(stats.forecasts, edges))
+    result = {}
+    for name, (labels, expected, actual) in found.items():
+        if sum(actual) == 0 or sum(expected) == 0:
+            continue
+        result[name] = {"psi": psi(expected, actual), "labels": labels,
+                        "training": shares(expected), "live": shares(actual)}
+    return result
+
+
+def bin_labels(edges: list[int]) -> list[str]:
+    """Forecast bins as ranges of units, e.g. "<2.8", "2.8–4.2", ..., "≥19.9"."""
+    if not edges:
+        return ["all"]
+    values = [f"{bucket_low(e):.2g}" if bucket_low(e) < 10 else f"{bucket_low(e):.0f}" for e in edges]
+    inner = [f"{a}–{b}" for a, b in zip(values, values[1:])]
+    return [f"<{values[0]}", *inner, f"≥{values[-1]}"]
+
+
+def judge(
+    summary: Mapping[str, Any], found_drift: Mapping[str, Any] | None, accuracy: Mapping[str, Any] | None,
+    validation: Mapping[str, float] | None, metric: str, limits: MonitoringSettings,
+) -> tuple[list[str], list[str]]:
+    """(alerts, warnings): one sentence each, naming the figure, its value and the threshold."""
+    alerts: list[str] = []
+    warnings: list[str] = []
+    events = summary["events"]
+    if events < limits.min_events:
+        warnings.append(f"only {events:,} events (fewer than min_events {limits.min_events:,}): "
+                        "drift and latency are shown, not judged")
+    else:
+        p99 = summary["latency"]["p99_ms"]
+        if p99 is not None and p99 > limits.max_latency_p99_ms:
+            alerts.append(f"latency p99 {p99:.1f} ms is above max_latency_p99_ms {limits.max_latency_p99_ms:g} ms")
+        for name, found in (found_drift or {}).items():
+            value = found["psi"]
+            if value > limits.psi_alert:
+                alerts.append(f"drift of {FEATURES[name]}: PSI {value:.3f} is above psi_alert {limits.psi_alert:g}")
+            elif value > limits.psi_warn:
+                warnings.append(f"drift of {FEATURES[name]}: PSI {value:.3f} is above psi_warn {limits.psi_warn:g}")
+    if accuracy and accuracy.get("metrics"):
+        rows = accuracy["rows"]
+        live = accuracy["metrics"][metric]
+        if rows < limits.min_events:
+            warnings.append(f"live accuracy on only {rows:,} forecasts (fewer than min_events "
+                            f"{limits.min_events:,}): shown, not judged")
+        elif validation and metric in validation:
+            expected = validation[metric]
+            worse = (expected - live) if HIGHER_IS_BETTER[metric] else (live - expected)
+            if worse > limits.accuracy_tolerance:
+                alerts.append(f"live {metric} {live:.4f} is worse than validation {expected:.4f} "
+                              f"by {worse:.4f}, more than accuracy_tolerance {limits.accuracy_tolerance:g}")
+    return alerts, warnings
+
+
+def text(report: Mapping[str, Any]) -> str:
+    """The short printed report."""
+    s = report["events"]
+    model = report.get("model")
+    lines = [
+        f"monitoring {report['window']['since']} .. {report['window']['until']} from {report['source']}",
+        "deployed: " + (f"{model['name']} v{model['version']} (run {model['run_id']})" if model
+                        else "no production model (drift and validation metrics need one)"),
+    ]
+    skipped = report["skipped"]
+    lines.append(f"events: {s['events']:,}" + (
+        f"; skipped {sum(skipped.values()):,}: " + ", ".join(f"{n:,} {why}" for why, n in sorted(skipped.items()))
+        if skipped else "; none skipped"))
+    if s["events"]:
+        lines.append("per day: " + ", ".join(f"{d[5:]} {n:,}" for d, n in zip(s["days"], s["per_day"])))
+        lines.append("products: " + ", ".join(
+            f"{i['name']} {i['events'] / s['events']:.0%}" for i in s["items"][:5]
+        ) + (f", {s['other_items']['count']:,} more" if s["other_items"]["count"] else ""))
+        lines.append("model versions: " + ", ".join(
+            f"v{v['version']} {v['events'] / s['events']:.0%}" for v in s["versions"]))
+        lat = s["latency"]
+        lines.append(f"latency: p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms")
+    thresholds = report["thresholds"]
+    found = report.get("drift")
+    if found:
+        lines.append(f"drift (PSI; warn > {thresholds['psi_warn']:g}, alert > {thresholds['psi_alert']:g}): " + ", ".join(
+            f"{FEATURES[name]} {d['psi']:.3f}" for name, d in found.items()))
+    elif model:
+        lines.append("drift: " + (report.get("drift_note") or "no events to compare"))
+    accuracy = report.get("accuracy")
+    if accuracy is not None:
+        if accuracy["metrics"]:
+            m, v = accuracy["metrics"], (model or {}).get("validation") or {}
+            lines.append(
+                f"live accuracy on {accuracy['rows']:,} forecasts with actuals "
+                f"({accuracy['unmatched_events']:,} events without): " + ", ".join(
+                    f"{k} {m[k]:.4f}" + (f" (validation {v[k]:.4f})" if k in v else "") for k in ("r2", "nwrmsle", "mae")))
+        else:
+            lines.append(f"live accuracy: no forecast matches the {accuracy['actual_rows']:,} actual rows")
+    for warning in report["warnings"]:
+        lines.append(f"warning: {warning}")
+    for alert in report["alerts"]:
+        lines.append(f"ALERT: {alert}")
+    lines.append("status: " + ("ALERT" if report["alerts"] else "ok"))
+    return "\n".join(lines)

@@ -1,0 +1,319 @@
+"""The `monitor` command's wiring: events + the deployed model's profile + actuals -> report.
+
+    report = monitor(settings, window, source)      # logs a run to MLflow, writes latest.json
+
+One pass over the events feeds both the aggregates (analysis.EventStats) and the join with
+the actuals (accuracy.LatestForecasts); it needs nothing from MLflow. So MLflow's slow import
+overlaps it twice: a helper process asks the registry for the deployed model (its validation
+metrics and training profile) while the events are read, and the tracking process starts the
+monitoring run meanwhile, as the pipeline's does. A monitor that fails leaves a FAILED run.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from cd4ml import tracking
+from cd4ml.config import DataSettings, Settings
+from cd4ml.errors import Cd4mlError, ConfigError, DataError, ServiceUnreachable
+from cd4ml.monitoring import report as reports
+from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy
+from cd4ml.monitoring.analysis import EventStats
+from cd4ml.monitoring.events_source import (
+    ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, iso,
+)
+from cd4ml.monitoring.profile import PROFILE_ARTIFACT, read_profile
+from cd4ml.progress import Reporter
+
+SOURCES = ("jsonl", "elasticsearch")
+REPORT_ARTIFACT = "monitoring/report.json"
+VALIDATION_METRICS = ("r2", "nwrmsle", "mae")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The production model as monitoring needs it."""
+
+    name: str
+    version: str
+    run_id: str
+    validation: dict[str, float]
+    profile: dict[str, Any] | None
+    profile_note: str | None  # why there is no profile
+
+
+def make_source(settings: Settings, name: str | None, events_path: Path | None = None) -> EventSource:
+    """The event source: `name` (jsonl or elasticsearch); by default the JSONL log events_path when
+    given, else elasticsearch when CD4ML_ELASTICSEARCH_URL is set, else the local JSONL log."""
+    name = name or ("jsonl" if events_path else settings.monitoring.default_source)
+    if name not in SOURCES:
+        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}; got {name!r}.")
+    if name == "elasticsearch" and events_path:
+        raise ConfigError("--events names a JSONL log; it does not go with --source elasticsearch.",
+                          "Leave out one of them.")
+    if name == "jsonl":
+        return JsonlEvents(events_path or settings.paths.prediction_log)
+    found = settings.monitoring
+    if not found.elasticsearch_url:
+        raise ConfigError(
+            "--source elasticsearch needs CD4ML_ELASTICSEARCH_URL (and CD4ML_ELASTICSEARCH_USER, "
+            "CD4ML_ELASTICSEARCH_PASSWORD).",
+            "Set it, e.g. CD4ML_ELASTICSEARCH_URL=http://localhost:9200, or use --source jsonl.",
+        )
+    client = elasticsearch_client(found.elasticsearch_url, found.elasticsearch_user, found.elasticsearch_password)
+    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url)
+
+
+def gather(
+    source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None = None, pause_gc: bool = True,
+) -> tuple[EventStats, LatestForecasts | None]:
+    """One pass over the events in the window: aggregates, and the join with the actuals.
+
+    pause_gc: no cyclic garbage collection during the pass (events are plain acyclic values,
+    freed by reference counting; collecting costs ~15 %). The switch is process-wide: a server
+    passes False."""
+    stats = EventStats()
+    joined = LatestForecasts(actuals) if actuals is not None else None
+    enabled = gc.isenabled()
+    if pause_gc:
+        gc.disable()
+    try:
+        for batch in source.batches(window):
+            stats.add_columns(batch)
+            if joined is not None:
+                joined.add_columns(batch)
+    finally:
+        if enabled:
+            gc.enable()
+    return stats, joined
+
+
+def read_actuals(settings: Settings, path: Path) -> tuple[dict[Key, Actual], int]:
+    """Actual sales from a data drop in either layout (workshop CSV or Kaggle folder), through the
+    problem's own readers and processing; returns (actuals by key, keys given twice)."""
+    from cd4ml.problems import get_problem
+
+    problem = get_problem(settings.problem)
+    data = DataSettings(source=Path(path), items=None, stores=None, max_bad_rows=settings.data.max_bad_rows)
+    source = problem.open(data)
+    actuals, repeated = actuals_by_key(problem.rows(source, data))
+    if not actuals:
+        raise DataError(f"{path} holds no sales rows", "Point --actuals at a data drop with sales in it.")
+    return actuals, repeated
+
+
+def deployed_model(settings: Settings) -> Deployed | None:
+    """The production version, its run's validation metrics and training profile; None when
+    nothing is deployed yet. Raises ServiceUnreachable when MLflow does not answer."""
+    from cd4ml import registry
+
+    name = settings.tracking.registered_model
+    client = registry.client(settings.tracking)
+    version = registry.production(client, name)
+    if version is None:
+        return None
+    try:
+        run = client.get_run(version.run_id)
+    except Exception as err:
+        raise ServiceUnreachable(f"cannot read run {version.run_id} from MLflow: {err}", "Is MLflow up?") from None
+    validation = {k: float(run.data.metrics[k]) for k in VALIDATION_METRICS if k in run.data.metrics}
+    profile, note = None, None
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(version.run_id, PROFILE_ARTIFACT, folder)
+        except Exception:
+            note = (f"run {version.run_id} (v{version.number}) logged no {PROFILE_ARTIFACT}: it was trained before "
+                    "monitoring existed; retrain and deploy to compare drift")
+        else:
+            try:
+                profile = read_profile(Path(path).read_bytes())
+            except ValueError as err:
+                note = f"{PROFILE_ARTIFACT} of run {version.run_id} cannot be read: {err}"
+    return Deployed(name, version.number, version.run_id, validation, profile, note)
+
+
+class RegistryLookup:
+    """deployed_model(settings) in a helper process, started now, answered by result()."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._conn, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(target=_lookup, args=(theirs, settings), name="cd4ml-registry-lookup",
+                                        daemon=True)
+        self._process.start()
+        theirs.close()
+
+    def result(self) -> Deployed | None:
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            raise ServiceUnreachable("the registry lookup stopped unexpectedly.", "Run again; check MLflow.") from None
+        finally:
+            self._process.join(timeout=30)
+        if reply[0] == "error":
+            _, kind, message, hint = reply
+            raise {"ConfigError": ConfigError, "DataError": DataError}.get(kind, ServiceUnreachable)(message, hint)
+        return reply[1]
+
+    def cancel(self) -> None:
+        self._process.terminate()
+        self._process.join(timeout=10)
+
+
+def _lookup(conn, settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    os.nice(10)  # the pass over the events is what the command waits for: it goes first
+    try:
+        conn.send(("ok", deployed_model(settings)))
+    except Cd4mlError as err:
+        conn.send(("error", type(err).__name__, err.message, err.hint))
+    except Exception as err:
+        conn.send(("error", "ServiceUnreachable", f"asking the registry failed: {err}", "Check MLflow."))
+
+
+def monitor(
+    settings: Settings, window: Window, source: EventSource, actuals_path: Path | None = None,
+    now: datetime | None = None, reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Gather, judge, log a monitoring run to MLflow and write latest.json; returns the report."""
+    reporter = reporter or Reporter()
+    # A store that does not exist yet holds no model; the tracking process creates it (alone: two
+    # processes creating one SQLite store race in its schema migration).
+    fresh = not settings.tracking.remote and not settings.paths.mlflow_db.exists()
+    monitoring_tracking = replace(settings.tracking, experiment=settings.monitoring.experiment)
+    process = tracking.RunProcess(monitoring_tracking)  # warms up while we read
+    lookup = None if fresh else RegistryLookup(settings)
+    try:
+        # The run starts at once (in the tracking process, while we read); FAILED if anything fails.
+        with tracking.tracked_run(process, run_name=f"monitor {window.since_text[:10]}..{window.until_text[:10]}") as run:
+            actuals = repeated = None
+            if actuals_path is not None:
+                actuals, repeated = read_actuals(settings, actuals_path)
+                reporter.say(f"actuals: {len(actuals):,} rows from {actuals_path}")
+            reporter.say(f"reading events {window} from {source.description}")
+            stats, joined = gather(source, window, actuals)
+            deployed = lookup.result() if lookup else None
+            result = build(settings, window, source, stats, joined, actuals, repeated, deployed, now or window.until)
+            result["mlflow_run_id"] = run.id
+            run.log(params=_params(result, actuals_path), metrics=_metrics(result), tags=_tags(result))
+            run.log_bytes(json.dumps(result, indent=1).encode(), REPORT_ARTIFACT)
+    except BaseException:
+        if lookup:
+            lookup.cancel()
+        raise
+    write_latest(settings.paths.monitoring_report, result)
+    return result
+
+
+def build(
+    settings: Settings, window: Window, source: EventSource, stats: EventStats, joined: LatestForecasts | None,
+    actuals: Mapping[Key, Actual] | None, repeated: int | None, deployed: Deployed | None, now: datetime,
+) -> dict[str, Any]:
+    """The report (plain JSON values) from what was gathered."""
+    limits = settings.monitoring
+    summary = stats.summary()
+    found_drift = None
+    if deployed and deployed.profile and stats.count:
+        found_drift = reports.drift(stats, deployed.profile, limits.top_items)
+    accuracy = None
+    if joined is not None and actuals is not None:
+        accuracy = live_accuracy(actuals, joined)
+        accuracy["repeated_actual_keys"] = repeated
+    alerts, warnings = reports.judge(
+        summary, found_drift, accuracy, deployed.validation if deployed else None, settings.acceptance.metric, limits,
+    )
+    return {
+        "report_version": reports.REPORT_VERSION,
+        "created": iso(now),
+        "window": {"since": window.since_text, "until": window.until_text},
+        "source": source.description,
+        "model": None if deployed is None else {
+            "name": deployed.name, "version": deployed.version, "run_id": deployed.run_id,
+            "validation": deployed.validation,
+        },
+        "events": summary,
+        "skipped": dict(source.skipped),
+        "drift": found_drift,
+        "drift_note": deployed.profile_note if deployed else None,
+        "accuracy": accuracy,
+        "metric": settings.acceptance.metric,
+        "thresholds": {
+            "min_events": limits.min_events, "psi_warn": limits.psi_warn, "psi_alert": limits.psi_alert,
+            "max_latency_p99_ms": limits.max_latency_p99_ms, "accuracy_tolerance": limits.accuracy_tolerance,
+        },
+        "alerts": alerts,
+        "warnings": warnings,
+        "status": "alert" if alerts else "ok",
+    }
+
+
+def write_latest(path: Path, result: Mapping[str, Any]) -> None:
+    """Write the report where the model server's /monitoring page finds it: a temp file renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".latest-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(result, out, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_latest(path: Path) -> dict[str, Any] | None:
+    """The last report, or None when there is none (or it cannot be read)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("report_version") == reports.REPORT_VERSION else None
+
+
+def _params(result: Mapping[str, Any], actuals_path: Path | None) -> dict[str, Any]:
+    return {
+        "window.since": result["window"]["since"], "window.until": result["window"]["until"],
+        "source": result["source"], "actuals": str(actuals_path) if actuals_path else "none",
+        **{f"threshold.{k}": v for k, v in result["thresholds"].items()},
+    }
+
+
+def _metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    events = result["events"]
+    found: dict[str, Any] = {
+        "events": events["events"],
+        "events_skipped": sum(result["skipped"].values()),
+        "latency_p50_ms": events["latency"]["p50_ms"],
+        "latency_p99_ms": events["latency"]["p99_ms"],
+        "alerts": len(result["alerts"]),
+    }
+    for name, found_drift in (result["drift"] or {}).items():
+        found[f"psi_{name}"] = found_drift["psi"]
+    accuracy = result["accuracy"]
+    if accuracy:
+        found["live_rows"] = accuracy["rows"]
+        for name, value in (accuracy["metrics"] or {}).items():
+            found[f"live_{name}"] = value
+    model = result["model"]
+    for name, value in ((model or {}).get("validation") or {}).items():
+        found[f"validation_{name}"] = value
+    return {k: float(v) for k, v in found.items() if v is not None}
+
+
+def _tags(result: Mapping[str, Any]) -> dict[str, str]:
+    model = result["model"] or {}
+    return {
+        "monitoring.status": result["status"],
+        "monitoring.source": result["source"],
+        "model.name": model.get("name", "none"),
+        "model.version": model.get("version", "none"),
+        "model.run_id": model.get("run_id", "none"),
+    }

@@ -1,0 +1,279 @@
+"""The scale path's run: plan → scan (threads, or Dask) → train on the sample → validate → track.
+
+The wiring of cd4ml/pipeline/scale.py (pure) to the data, a Dask cluster and MLflow, in the shape
+of run.py: the same params, metrics, tags, validation rows for the gate and one sklearn Pipeline
+as the model, so acceptance, deploy and the model server work unchanged. docs/scale.md explains
+the strategy and its measured cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cd4ml import plots, tracking
+from cd4ml.acceptance import VALIDATION_ROWS
+from cd4ml.config import Settings
+from cd4ml.pipeline import scale
+from cd4ml.pipeline.mode import check_model
+from cd4ml.pipeline.models import make_model, relative_trusted_types
+from cd4ml.pipeline.run import RunResult, _params
+from cd4ml.problems import get_problem
+from cd4ml.progress import Reporter
+
+PROBE_BYTES = 4 << 20  # the tail of train.csv read first: the last dates and the share of rows kept
+PLOT_ROWS = 20_000  # validation rows drawn in the scatter plot and used for permutation importance
+
+
+@dataclass
+class Scan:
+    """The scan stage's result and what it saw."""
+
+    scanned: scale.Scanned
+    spec: scale.ScanSpec
+    partitions: Any
+    source: Any
+    fingerprint: str  # the data's sha256, as the row path computes it for the same folder
+    engine: str  # "threads (n)" or "dask (address)"
+
+
+def plan(partitions: Any, settings: Settings) -> scale.ScanSpec:
+    """The scan's spec, from a probe of the last lines of train.csv: its last date bounds the
+    first validation day from below, and the share of its lines the filter keeps estimates the
+    rows to sample from."""
+    probe = partitions.tail_batch(PROBE_BYTES)
+    days = partitions.columns(probe.table)["day"]
+    probe_bytes = min(PROBE_BYTES, partitions.parts.bytes) or 1
+    rows_estimate = len(days) * partitions.parts.bytes / probe_bytes
+    floor = int(days.max()) - settings.validation_days + 1 if len(days) else scale.NO_DAY
+    return scale.spec_for(settings.scale.strategy, settings.scale.sample_rows, settings.validation_days,
+                          settings.seed, rows_estimate, floor)
+
+
+def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any, partitions: Any) -> Scan:
+    """Plan, scan every partition (threads here, or tasks on a Dask cluster), finish."""
+    spec = plan(partitions, settings)
+    parts = partitions.parts
+    progress = reporter.progress("scan")
+    address = settings.scale.dask_scheduler
+    if address:
+        from cd4ml.pipeline.distributed import dask_client, scan_on_dask
+
+        digest = _Hasher(parts.path, parts.end)
+        digest.start()  # the fingerprint is read here while the workers scan
+        with dask_client(address) as client:
+            part = scan_on_dask(client, partitions, spec,
+                                on_done=lambda done: progress(done, len(partitions)))
+        sha256 = digest.result()
+        engine = f"dask ({address})"
+    else:
+        digest = hashlib.sha256(_header(parts))
+        done = [0]
+
+        def on_read(index: int, text: bytes) -> None:
+            digest.update(text)
+            done[0] += len(text)
+            progress(done[0], parts.bytes)
+
+        part = scale.scan_local(partitions, spec, settings.scale.threads, on_read=on_read)
+        sha256 = digest.hexdigest()
+        engine = f"threads ({settings.scale.threads})"
+    for message in part.skipped:
+        reporter.say(f"skipped: {message}")
+    if len(part.skipped) > settings.data.max_bad_rows:
+        from cd4ml.errors import DataError
+
+        raise DataError(
+            f"more than {settings.data.max_bad_rows} bad row(s); the last: {part.skipped[-1]}",
+            "Fix the data, or raise [data] max_bad_rows in params.toml.", path=str(parts.path),
+        )
+    scanned = scale.finish(part, spec)
+    del part
+    release_memory()
+    return Scan(scanned, spec, partitions, source, source.fingerprint(sha256), engine)
+
+
+def release_memory() -> None:
+    """Give the memory the pass freed back to the system before training: Arrow's allocator and
+    glibc's keep freed blocks for reuse (a few hundred MB after a pass over 126 M rows)."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    if trim is not None:  # glibc only
+        trim(0)
+
+
+def _header(parts: Any) -> bytes:
+    with parts.path.open("rb") as f:
+        return f.read(parts.start)
+
+
+class _Hasher(threading.Thread):
+    """The sha256 of a file's first `end` bytes, computed in a thread."""
+
+    def __init__(self, path: Path, end: int) -> None:
+        super().__init__(name="cd4ml-sha256", daemon=True)
+        self.path, self.end, self.digest, self.error = path, end, hashlib.sha256(), None
+
+    def run(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                left = self.end
+                while left > 0:
+                    block = f.read(min(1 << 24, left))
+                    if not block:
+                        break
+                    self.digest.update(block)
+                    left -= len(block)
+        except OSError as err:
+            self.error = err
+
+    def result(self) -> str:
+        self.join()
+        if self.error:
+            raise self.error
+        return self.digest.hexdigest()
+
+
+def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:
+    """One tracked pipeline run on the scale path; the run id is recorded for the acceptance gate."""
+    started = time.perf_counter()
+    process = process or tracking.RunProcess(settings.tracking)
+    try:
+        problem = get_problem(settings.problem)
+        check_model(settings.model.name)
+        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        source = problem.open(settings.data, None)  # a missing file: no run
+        partitions = problem.partitions(source, settings.data, int(settings.scale.partition_mb * (1 << 20)),
+                                        settings.scale.max_rows)
+    except BaseException:
+        process.cancel()
+        raise
+    seconds: dict[str, float] = {}
+    with tracking.tracked_run(process) as run:
+        run.log(params=_scale_params(settings), tags={
+            **tracking.git_tags(settings.paths.root),
+            **({"build_number": settings.tracking.build_number} if settings.tracking.build_number else {}),
+            "problem": problem.name, "pipeline.path": "scale",
+        })
+
+        clock = time.perf_counter()
+        done = scan_data(settings, reporter, problem, source, partitions)
+        scanned = done.scanned
+        seconds["scan"] = time.perf_counter() - clock
+        reporter.stage("scan", seconds["scan"], scanned.lines, scanned.kept)
+
+        clock = time.perf_counter()
+        features = problem.scale_features(scanned, partitions, source)
+        weights = problem.scale_weights(scanned.valid, partitions)
+        expected = problem.scale_expected(source, scanned.valid["id"])
+        release_memory()
+        trained = scale.train_and_validate_at_scale(
+            scanned, features, features, weights, settings.model.name, dict(settings.model.params),
+            settings.seed, expected,
+        )
+        seconds["train_validate"] = time.perf_counter() - clock
+        reporter.stage("train+valid", seconds["train_validate"], len(scanned.sample["day"]))
+
+        clock = time.perf_counter()
+        data = {"sha256": done.fingerprint, "rows_read": scanned.lines, "rows_kept": scanned.kept,
+                "source": str(settings.data.source)}
+        run.log(
+            metrics={**trained.metrics, **{f"seconds_{k}": v for k, v in seconds.items()},
+                     "partitions": float(len(partitions)), "partitions_by_rows": float(scanned.by_rows)},
+            tags={"data.sha256": data["sha256"], "data.rows_read": data["rows_read"],
+                  "data.rows_kept": scanned.kept, "data.source": data["source"],
+                  "validation.first_date": str(scale.day_of(scanned.cutoff)), "scale.engine": done.engine},
+        )
+        run.log_bytes(_validation_rows(problem, scanned, partitions, weights), VALIDATION_ROWS)
+        _log_profile(run, problem, scanned, partitions, trained.predicted)
+        example = problem.scale_requests(scale.take(scanned.valid, slice(0, 5)), partitions)
+        run.log_model(
+            trained.model, example, trained.model.predict(example),
+            trusted_types=[*problem.trusted_types, *relative_trusted_types(settings.model.name)],
+        )
+        _log_plots(run, problem, scanned, partitions, trained, settings.seed)
+    seconds["logging"] = time.perf_counter() - clock
+    reporter.stage("logging", seconds["logging"])
+    seconds["total"] = time.perf_counter() - started
+    result = RunResult(
+        run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
+        model_uri=run.model_uri, metrics=trained.metrics, data=data, seconds=seconds,
+    )
+    settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.paths.last_run_file.write_text(result.as_json() + "\n")
+    return result
+
+
+def _scale_params(settings: Settings) -> dict[str, Any]:
+    sc = settings.scale
+    return {
+        **_params(settings),
+        "scale.strategy": sc.strategy,
+        "scale.sample_rows": sc.sample_rows,
+        "scale.partition_mb": sc.partition_mb,
+        "scale.max_rows": sc.max_rows or "all",
+        "scale.dask": "yes" if sc.dask_scheduler else "no",
+    }
+
+
+def _validation_rows(problem: Any, scanned: scale.Scanned, partitions: Any, weights: np.ndarray) -> bytes:
+    """Every validation row (model inputs, target, metric weight) as Parquet, for the gate."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = problem.scale_request_table(scanned.valid, partitions)
+    table = table.append_column("target", pa.array(scanned.valid["target"])).append_column("weight", pa.array(weights))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _log_profile(run: tracking.RunProcess, problem: Any, scanned: scale.Scanned, partitions: Any, predicted: np.ndarray) -> None:
+    """The training profile monitoring compares live events with, from the uniform sample."""
+    from cd4ml.monitoring.profile import PROFILE_ARTIFACT, profile_bytes, training_profile
+
+    sample = scanned.sample
+    items = partitions.items.numbers[sample["cell"] % len(partitions.items.numbers)]
+    dates = sample["day"].astype("datetime64[D]")
+    run.log_bytes(profile_bytes(training_profile(items, dates, sample["target"], predicted)), PROFILE_ARTIFACT)
+
+
+def _log_plots(run: tracking.RunProcess, problem: Any, scanned: scale.Scanned, partitions: Any,
+               trained: scale.TrainedAtScale, seed: int) -> None:
+    """The row path's three plots: a sample of validation rows in the scatter plot, every one in
+    the mean residual by date, permutation importance on a sample."""
+    valid = scanned.valid
+    actual = valid["target"]
+    n = len(actual)
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, PLOT_ROWS), replace=False))
+    run.log_figure(plots.predicted_vs_actual(actual[pick], trained.predicted[pick]), "plots/predicted_vs_actual.png")
+    days, at = np.unique(valid["day"], return_inverse=True)
+    counts = np.bincount(at)
+    run.log_figure(plots.residuals_by_date(
+        np.array([scale.day_of(d) for d in days]),
+        np.bincount(at, weights=actual) / counts,
+        np.bincount(at, weights=trained.predicted) / counts,
+    ), "plots/residuals_by_date.png")
+    estimator = trained.model.named_steps["model"]
+    features = trained.model.named_steps["features"]
+    names = list(features.get_feature_names_out())
+    importance = getattr(estimator.regressor_.regressor_, "feature_importances_", None)
+    if importance is None:
+        from sklearn.inspection import permutation_importance
+
+        X = features.encode_frame(scale.take(valid, pick))
+        importance = permutation_importance(estimator, X, actual[pick], n_repeats=3, random_state=0).importances_mean
+    run.log_figure(plots.feature_importance(names, np.asarray(importance)), "plots/feature_importance.png")
