@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from cd4ml import plots, tracking
 from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
+from cd4ml.errors import DataError
 from cd4ml.pipeline import scale
 from cd4ml.pipeline.mode import check_model
 from cd4ml.pipeline.models import make_model, relative_trusted_types
@@ -28,7 +28,7 @@ from cd4ml.pipeline.run import RunResult, _params
 from cd4ml.problems import get_problem
 from cd4ml.progress import Reporter
 
-PROBE_BYTES = 4 << 20  # the tail of train.csv read first: the last dates and the share of rows kept
+PROBE_BYTES = 4 << 20  # the tail of train.csv read first: its last dates
 PLOT_ROWS = 20_000  # validation rows drawn in the scatter plot and used for permutation importance
 
 
@@ -46,41 +46,38 @@ class Scan:
 
 def plan(partitions: Any, settings: Settings) -> scale.ScanSpec:
     """The scan's spec, from a probe of the last lines of train.csv: its last date bounds the
-    first validation day from below, and the share of its lines the filter keeps estimates the
-    rows to sample from."""
+    first validation day from below (in a file ordered by date, only the last partitions then hold
+    rows back for validation)."""
     probe = partitions.tail_batch(PROBE_BYTES)
     days = partitions.columns(probe.table)["day"]
-    probe_bytes = min(PROBE_BYTES, partitions.parts.bytes) or 1
-    rows_estimate = len(days) * partitions.parts.bytes / probe_bytes
     floor = int(days.max()) - settings.validation_days + 1 if len(days) else scale.NO_DAY
     return scale.spec_for(settings.scale.strategy, settings.scale.sample_rows, settings.validation_days,
-                          settings.seed, rows_estimate, floor)
+                          settings.seed, floor)
 
 
 def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any, partitions: Any) -> Scan:
     """Plan, scan every partition (threads here, or tasks on a Dask cluster), finish."""
     spec = plan(partitions, settings)
-    parts = partitions.parts
     progress = reporter.progress("scan")
     address = settings.scale.dask_scheduler
     if address:
         from cd4ml.pipeline.distributed import dask_client, scan_on_dask
 
-        digest = _Hasher(parts.path, parts.end)
-        digest.start()  # the fingerprint is read here while the workers scan
-        with dask_client(address) as client:
-            part = scan_on_dask(client, partitions, spec,
-                                on_done=lambda done: progress(done, len(partitions)))
-        sha256 = digest.result()
+        with ThreadPoolExecutor(1, thread_name_prefix="cd4ml-sha256") as pool:
+            digest = pool.submit(partitions.sha256)  # read here while the workers scan
+            with dask_client(address) as client:
+                part = scan_on_dask(client, partitions, spec,
+                                    on_done=lambda done: progress(done, len(partitions)))
+            sha256 = digest.result()
         engine = f"dask ({address})"
     else:
-        digest = hashlib.sha256(_header(parts))
+        digest = hashlib.sha256(partitions.header())
         done = [0]
 
         def on_read(index: int, text: bytes) -> None:
             digest.update(text)
             done[0] += len(text)
-            progress(done[0], parts.bytes)
+            progress(done[0], partitions.data_bytes)
 
         part = scale.scan_local(partitions, spec, settings.scale.threads, on_read=on_read)
         sha256 = digest.hexdigest()
@@ -88,11 +85,9 @@ def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any,
     for message in part.skipped:
         reporter.say(f"skipped: {message}")
     if len(part.skipped) > settings.data.max_bad_rows:
-        from cd4ml.errors import DataError
-
         raise DataError(
             f"more than {settings.data.max_bad_rows} bad row(s); the last: {part.skipped[-1]}",
-            "Fix the data, or raise [data] max_bad_rows in params.toml.", path=str(parts.path),
+            "Fix the data, or raise [data] max_bad_rows in params.toml.", path=str(partitions.path),
         )
     scanned = scale.finish(part, spec)
     del part
@@ -113,38 +108,6 @@ def release_memory() -> None:
     trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
     if trim is not None:  # glibc only
         trim(0)
-
-
-def _header(parts: Any) -> bytes:
-    with parts.path.open("rb") as f:
-        return f.read(parts.start)
-
-
-class _Hasher(threading.Thread):
-    """The sha256 of a file's first `end` bytes, computed in a thread."""
-
-    def __init__(self, path: Path, end: int) -> None:
-        super().__init__(name="cd4ml-sha256", daemon=True)
-        self.path, self.end, self.digest, self.error = path, end, hashlib.sha256(), None
-
-    def run(self) -> None:
-        try:
-            with self.path.open("rb") as f:
-                left = self.end
-                while left > 0:
-                    block = f.read(min(1 << 24, left))
-                    if not block:
-                        break
-                    self.digest.update(block)
-                    left -= len(block)
-        except OSError as err:
-            self.error = err
-
-    def result(self) -> str:
-        self.join()
-        if self.error:
-            raise self.error
-        return self.digest.hexdigest()
 
 
 def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:

@@ -10,9 +10,10 @@ The data arrives in partitions (the problem's batch path), each as compact colum
     id      int64    the row's id in the source, or -1
 
 `scan` turns a partition into a Partial: exact totals (the sum of the target in integer
-thousandths, and the count) per cell and weekday of the rows that are training rows for sure; a
-sample of those rows; and every row that may still turn out to be a validation row (the last
-`validation_days` days seen so far). `merge` combines two Partials exactly and in any order
+thousandths, and the count) per cell and weekday of the rows that are training rows for sure; the
+candidates for the sample among those rows (those with the smallest hashes: once a Partial holds
+`sample_rows` of them, no row with a larger hash can be in the sample, and is dropped); and every
+row that may still turn out to be a validation row (the last `validation_days` days seen so far). `merge` combines two Partials exactly and in any order
 (integer sums; a row is sampled by a hash of its day, cell and the seed, never by its position),
 so one process, threads or a Dask cluster give the same result. `finish` ends the pass: the
 validation rows are those of the last `validation_days` days, and the sample is cut to the
@@ -55,26 +56,15 @@ class ScanSpec:
     validation_days: int
     sample_rows: int | None  # None: keep every training row (strategy "all")
     seed: int
-    keep_fraction: float = 1.0  # a row is a sample candidate when its hash is below this fraction of 2**64
     floor: int = NO_DAY  # rows before this day are training rows for sure (a lower bound of the cutoff)
 
-    @property
-    def keep_below(self) -> np.uint64:
-        if self.keep_fraction >= 1.0:
-            return np.uint64(np.iinfo(np.uint64).max)
-        return np.uint64(int(self.keep_fraction * 2.0**64))
 
-
-def spec_for(strategy: str, sample_rows: int, validation_days: int, seed: int, rows_estimate: float | None,
-             floor: int = NO_DAY) -> ScanSpec:
-    """The scan for a strategy: "sample" keeps about 1.25 x sample_rows candidates (from an
-    estimate of the rows the filter keeps) and cuts them to sample_rows at the end; "all" keeps every row."""
+def spec_for(strategy: str, sample_rows: int, validation_days: int, seed: int, floor: int = NO_DAY) -> ScanSpec:
+    """The scan for a strategy: "sample" keeps the sample_rows training rows with the smallest
+    hashes; "all" keeps every training row."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"params.toml [scale] strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
-    if strategy == "all":
-        return ScanSpec(validation_days, None, seed, 1.0, floor)
-    fraction = 1.0 if not rows_estimate else min(1.0, 1.25 * sample_rows / rows_estimate)
-    return ScanSpec(validation_days, sample_rows, seed, fraction, floor)
+    return ScanSpec(validation_days, None if strategy == "all" else sample_rows, seed, floor)
 
 
 def priorities(day: np.ndarray, cell: np.ndarray, seed: int) -> np.ndarray:
@@ -133,6 +123,7 @@ class Partial:
     sums: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # by cell * 7 + weekday
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample: list[Frame] = field(default_factory=list)  # candidates among the training rows
+    bound: int | None = None  # a priority the final sample stays within (set once sample_rows are known)
     window: list[Frame] = field(default_factory=list)  # rows from `threshold` on
     by_rows: int = 0  # partitions read by the row functions
     skipped: tuple[str, ...] = ()  # bad rows skipped ([data] max_bad_rows)
@@ -159,11 +150,14 @@ def merge(a: Partial | None, b: Partial, spec: ScanSpec, own: bool = False) -> P
     its arrays may be updated in place (a running total in one process)."""
     if a is None:
         return b
+    bounds = [x for x in (a.bound, b.bound) if x is not None]
+    bound = min(bounds) if bounds else None
     out = Partial(
         lines=a.lines + b.lines, kept=a.kept + b.kept,
         first_day=min(a.first_day, b.first_day), last_day=max(a.last_day, b.last_day),
         sums=_add(a.sums, b.sums, own), counts=_add(a.counts, b.counts, own),
-        sample=a.sample + b.sample, by_rows=a.by_rows + b.by_rows, skipped=a.skipped + b.skipped,
+        sample=_within(a.sample, bound) + _within(b.sample, bound), bound=bound,
+        by_rows=a.by_rows + b.by_rows, skipped=a.skipped + b.skipped,
     )
     if out.kept == 0:
         return out
@@ -194,11 +188,27 @@ def _settle(part: Partial, pieces: list[Frame], spec: ScanSpec, own: bool) -> Pa
         part.sums = _add(part.sums, np.rint(np.bincount(group, weights=milli, minlength=size)).astype(np.int64), own)
         part.counts = _add(part.counts, np.bincount(group, minlength=size).astype(np.int64), own)
         own = True
-        candidates = rows["priority"] <= spec.keep_below
-        part.sample.append(rows if candidates.all() else take(rows, candidates))
-    if spec.sample_rows is not None and part.sample_rows > 2 * spec.sample_rows:
-        part.sample = [_smallest(concat(*part.sample), spec.sample_rows)]
+        part.sample += _within([rows], part.bound)
+    if spec.sample_rows is not None and part.sample_rows > spec.sample_rows + spec.sample_rows // 4:
+        cut = _smallest(concat(*part.sample), spec.sample_rows)
+        part.sample, part.bound = [cut], int(cut["priority"][-1])
     return part
+
+
+def _within(pieces: list[Frame], bound: int | None) -> list[Frame]:
+    """The rows whose priority is at most bound: no other can be among the sample_rows smallest,
+    as some Partial already holds that many rows within it."""
+    if bound is None:
+        return list(pieces)
+    limit = np.uint64(bound)
+    out = []
+    for piece in pieces:
+        keep = piece["priority"] <= limit
+        if keep.all():
+            out.append(piece)
+        elif keep.any():
+            out.append(take(piece, keep))
+    return out
 
 
 def _add(a: np.ndarray, b: np.ndarray, own: bool = False) -> np.ndarray:
@@ -312,10 +322,15 @@ def day_of(number: int) -> date:
 class PartitionSource(Protocol):
     """What the scan needs of a problem's partitions (Favorita: problems/favorita/partitions.py)."""
 
+    data_bytes: int  # the bytes of data read, for progress and estimates
+
     def __len__(self) -> int: ...
     def read(self, index: int) -> bytes: ...
     def batch(self, index: int, text: bytes | None = None) -> Any: ...
+    def tail_batch(self, nbytes: int) -> Any: ...
     def columns(self, table: Any) -> Frame: ...
+    def header(self) -> bytes: ...
+    def sha256(self) -> str: ...
 
 
 def scan_partition(source: PartitionSource, spec: ScanSpec, index: int, text: bytes | None = None) -> Partial:

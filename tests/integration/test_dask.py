@@ -52,7 +52,7 @@ def assert_same(a: scale.Scanned, b: scale.Scanned) -> None:
 def test_dask_and_one_process_give_the_same_scan_model_and_predictions(client, tiny_data):
     settings, problem, source, partitions = setup(tiny_data)
     assert len(partitions) > 10
-    spec = scale.spec_for("sample", 4000, settings.validation_days, settings.seed, 19_000)
+    spec = scale.spec_for("sample", 4000, settings.validation_days, settings.seed)
     here = scale.finish(scale.scan_local(partitions, spec, threads=2), spec)
     there = scale.finish(scan_on_dask(client, partitions, spec), spec)
     assert_same(here, there)
@@ -80,7 +80,7 @@ def test_a_bad_line_read_by_a_worker_fails_with_its_file_and_line(client, tiny_d
     for name in ("items.csv", "holidays_events.csv"):
         (tmp_path / name).write_bytes((tiny_data / name).read_bytes())
     settings, problem, source, partitions = setup(tmp_path)
-    spec = scale.spec_for("all", 1, settings.validation_days, settings.seed, None)
+    spec = scale.spec_for("all", 1, settings.validation_days, settings.seed)
     with pytest.raises(DataError, match=r"train\.csv line 4322.*'2016-02-30'"):
         scan_on_dask(client, partitions, spec)
 

@@ -54,16 +54,16 @@ def same(a: scale.Scanned, b: scale.Scanned) -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(rows_strategy, st.lists(st.integers(0, 300), max_size=6), st.integers(0, 1000),
-       st.sampled_from([None, 1, 5, 50]), st.sampled_from([1.0, 0.5]), st.integers(1, 20))
-def test_partitions_and_merge_order_do_not_change_the_result(rows, cuts, order, sample_rows, fraction, days):
+       st.sampled_from([None, 1, 5, 50]), st.integers(1, 20))
+def test_partitions_and_merge_order_do_not_change_the_result(rows, cuts, order, sample_rows, days):
     frame = frame_of(rows)
     if frame["day"].max() - days + 1 <= frame["day"].min():
         return
-    spec = scale.ScanSpec(days, sample_rows, seed=7, keep_fraction=fraction)
+    spec = scale.ScanSpec(days, sample_rows, seed=7)
     one = scale.finish(scale.scan(frame, len(rows), spec), spec)
     pieces = scanned_in_pieces(frame, spec, [c % (len(rows) + 1) for c in cuts], order)
     same(one, pieces)
-    floored = scale.ScanSpec(days, sample_rows, 7, fraction, floor=int(frame["day"].max()) - days + 1)
+    floored = scale.ScanSpec(days, sample_rows, 7, floor=int(frame["day"].max()) - days + 1)
     same(one, scanned_in_pieces(frame, floored, [c % (len(rows) + 1) for c in cuts], order + 1))
 
 
@@ -100,7 +100,7 @@ def test_the_sample_is_uniform_over_training_rows():
     rng = np.random.default_rng(0)
     n = 200_000
     frame = frame_of(list(zip(rng.integers(16000, 16100, n), rng.integers(0, 1000, n), np.ones(n), np.zeros(n, bool))))
-    spec = scale.spec_for("sample", 20_000, 10, 1, rows_estimate=n)
+    spec = scale.spec_for("sample", 20_000, 10, 1)
     got = scale.finish(scale.scan(frame, n, spec), spec)
     assert len(got.sample["day"]) == 20_000
     per_day = np.bincount(got.sample["day"] - 16000, minlength=90)[:90]
@@ -117,10 +117,10 @@ def test_finish_says_what_to_change():
 
 
 def test_spec_for_knows_its_strategies():
-    assert scale.spec_for("all", 10, 5, 1, 1e9).sample_rows is None
-    assert scale.spec_for("sample", 10, 5, 1, 1000).keep_fraction == pytest.approx(0.0125)
+    assert scale.spec_for("all", 10, 5, 1).sample_rows is None
+    assert scale.spec_for("sample", 10, 5, 1).sample_rows == 10
     with pytest.raises(ConfigError, match="strategy must be one of sample, all; got 'some'"):
-        scale.spec_for("some", 10, 5, 1, 1000)
+        scale.spec_for("some", 10, 5, 1)
 
 
 def test_the_baseline_from_totals_is_the_row_paths_baseline():

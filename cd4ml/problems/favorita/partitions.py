@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,9 @@ from cd4ml.problems.favorita.batches import (
     ItemTable, Rejected, filter_batch, join_batch, parse_train, process_batch,
 )
 from cd4ml.problems.favorita.process import filter_rows, process_rows
-from cd4ml.problems.favorita.readers import TrainParts, first_line, join_train, parse_lines, read_range, tail_start
+from cd4ml.problems.favorita.readers import (
+    TrainParts, first_line, header_bytes, join_train, parse_lines, read_range, sha256_of, tail_start,
+)
 
 MAX_STORE = 9999  # store numbers index dense arrays of store x item cells
 
@@ -68,6 +71,23 @@ class Partitions:
     def __len__(self) -> int:
         return len(self.parts.ranges)
 
+    @property
+    def path(self) -> Path:
+        return self.parts.path
+
+    @property
+    def data_bytes(self) -> int:
+        """The bytes of data lines read (the header left out)."""
+        return self.parts.bytes
+
+    def header(self) -> bytes:
+        """train.csv's header line: the start of the bytes its fingerprint covers."""
+        return header_bytes(self.parts)
+
+    def sha256(self) -> str:
+        """The sha256 of the bytes read: the header and the data lines (the whole file unless max_rows)."""
+        return sha256_of(self.parts.path, self.parts.end)
+
     def read(self, index: int) -> bytes:
         start, end = self.parts.ranges[index]
         return read_range(self.parts.path, start, end)
@@ -78,7 +98,7 @@ class Partitions:
 
     def tail_batch(self, nbytes: int) -> Batch:
         """The last lines of the data read (about nbytes), through the batch stages: a probe of
-        the last dates and of the share of rows the filter keeps."""
+        the last dates."""
         end = self.parts.end
         start = tail_start(self.parts, nbytes)
         return self.batch_of(start, end)

@@ -245,6 +245,25 @@ def read_range(path: Path, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
+def header_bytes(parts: TrainParts) -> bytes:
+    """train.csv's header line, as in the file (the start of its fingerprint)."""
+    return read_range(parts.path, 0, parts.start)
+
+
+def sha256_of(path: Path, end: int) -> str:
+    """The sha256 of a file's first `end` bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        left = end
+        while left > 0:
+            block = f.read(min(CHUNK_BYTES, left))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
 def tail_start(parts: TrainParts, nbytes: int) -> int:
     """The start of the first whole line in the last nbytes of the data read."""
     if parts.end - parts.start <= nbytes:
