@@ -25,6 +25,8 @@ from cd4ml.errors import Cd4mlError, ServiceUnreachable
 
 PID_TAG = "cd4ml.pid"
 HOST_TAG = "cd4ml.host"
+# the packages a logged model requires, and the module each provides
+REQUIREMENT_MODULES = {"mlflow": "mlflow", "scikit-learn": "sklearn", "numpy": "numpy", "scipy": "scipy", "pandas": "pandas"}
 
 
 def check_reachable(tracking: TrackingSettings, timeout: float = 3.0) -> None:
@@ -245,7 +247,10 @@ def _serve_run(conn, tracking: TrackingSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pipeline decides how the run ends
     warm_up_error = None
     try:
+        import skops.io  # noqa: F401  first: its import-time type scan is slower with MLflow's modules loaded
+
         mlflow = configure(tracking)
+        map_requirement_modules()
         exp = experiment_id(mlflow, tracking)
     except Exception as err:
         warm_up_error = err
@@ -276,7 +281,8 @@ def _serve_run(conn, tracking: TrackingSettings) -> None:
         if method == "end":
             mlflow.end_run(status="FAILED" if failure else args[0])
             conn.send(failure or ("ended", {"model_uri": run.model_uri}))
-            return
+            conn.close()
+            os._exit(0)  # all is written; skip the interpreter's teardown of MLflow's modules (about 1 s)
         if failure is None:
             try:
                 getattr(run, method)(*args)
@@ -303,11 +309,21 @@ def fail_abandoned_runs(mlflow, exp: str) -> list[str]:
     return stale
 
 
+def map_requirement_modules() -> None:
+    """Give MLflow the module of each package we pin, so its requirement check (installed versions
+    against the model's requirements) need not scan every installed distribution's files for that
+    map (about 0.7 s of each run). The check itself still runs."""
+    from mlflow.utils import requirements_utils
+
+    if requirements_utils._MODULES_TO_PACKAGES is None:
+        requirements_utils._MODULES_TO_PACKAGES = {module: [package] for package, module in REQUIREMENT_MODULES.items()}
+
+
 def model_requirements() -> list[str]:
     """The model's pip requirements, given explicitly (inferring them is slow)."""
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "numpy", "scipy", "pandas")]
+    return [f"{name}=={version(name)}" for name in REQUIREMENT_MODULES]
 
 
 def _alive(pid: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib.metadata import version
 
 import mlflow
 import numpy as np
@@ -57,6 +58,10 @@ def test_a_run_on_a_real_mlflow_server_logs_everything(remote, tiny_data, capsys
     assert model.predict(request)[0] > 0
     info = mlflow.models.get_model_info(result["model_uri"])
     assert {c["name"] for c in info.signature.inputs.to_dict()} == {"date", "item_nbr", "store_nbr", "onpromotion"}
+    requirements = mlflow.pyfunc.get_model_dependencies(result["model_uri"])
+    pinned = open(requirements).read().split()
+    assert {line.split("==")[0] for line in pinned} == {"mlflow", "scikit-learn", "numpy", "scipy", "pandas"}
+    assert f"scikit-learn=={version('scikit-learn')}" in pinned
 
 
 def test_a_failing_run_is_marked_failed_not_left_running(remote, tmp_path, capsys):
