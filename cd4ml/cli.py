@@ -252,7 +252,7 @@ def _print_scores(metrics: dict[str, float]) -> None:
 
 
 def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:
-    if settings.tracking.remote:
+    if settings.tracking.uri.startswith(("http://", "https://")):
         return f"see it at {settings.tracking.uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return (
         f"see it with: mlflow ui --backend-store-uri {settings.tracking.uri}  "

@@ -87,3 +87,15 @@ def test_settings_are_frozen(tmp_path):
     settings = load_settings(params(tmp_path), environ={})
     with pytest.raises(AttributeError):
         settings.seed = 1
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("", "mlflow ui --backend-store-uri sqlite:///"),
+    ("sqlite:////tmp/elsewhere/mlflow.db", "mlflow ui --backend-store-uri sqlite:////tmp/elsewhere/mlflow.db"),
+    ("http://127.0.0.1:5000", "see it at http://127.0.0.1:5000/#/experiments/1/runs/abc"),
+])
+def test_the_pipeline_says_where_to_look_at_the_run(tmp_path, uri, expected):
+    from cd4ml.cli import _where_to_look
+
+    settings = load_settings(environ={"CD4ML_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": uri})
+    assert expected in _where_to_look(settings, "1", "abc")
