@@ -133,11 +133,13 @@ class Partial:
         return sum(len(f["day"]) for f in self.sample)
 
 
-def scan(columns: Frame, lines: int, spec: ScanSpec, by_rows: bool = False, skipped: tuple[str, ...] = ()) -> Partial:
-    """One partition's compact columns as a Partial."""
+def scan(columns: Frame, lines: int, spec: ScanSpec, by_rows: bool = False, skipped: tuple[str, ...] = (),
+         bound: int | None = None) -> Partial:
+    """One partition's compact columns as a Partial. bound: a Partial's bound known so far (rows
+    above it cannot be in the sample, so they are dropped at once)."""
     frame = {name: np.asarray(columns[name], dtype=dtype) for name, dtype in COLUMNS.items() if name != "priority"}
     frame["priority"] = priorities(frame["day"], frame["cell"], spec.seed)
-    part = Partial(lines=lines, kept=len(frame["day"]), by_rows=int(by_rows), skipped=tuple(skipped))
+    part = Partial(lines=lines, kept=len(frame["day"]), by_rows=int(by_rows), skipped=tuple(skipped), bound=bound)
     if part.kept == 0:
         return part
     part.first_day, part.last_day = int(frame["day"].min()), int(frame["day"].max())
@@ -333,10 +335,11 @@ class PartitionSource(Protocol):
     def sha256(self) -> str: ...
 
 
-def scan_partition(source: PartitionSource, spec: ScanSpec, index: int, text: bytes | None = None) -> Partial:
+def scan_partition(source: PartitionSource, spec: ScanSpec, index: int, text: bytes | None = None,
+                   bound: int | None = None) -> Partial:
     """Partition `index` read, through the batch stages, scanned: the task a thread or a Dask worker runs."""
     batch = source.batch(index, text)
-    return scan(source.columns(batch.table), batch.lines, spec, batch.by_rows, batch.skipped)
+    return scan(source.columns(batch.table), batch.lines, spec, batch.by_rows, batch.skipped, bound)
 
 
 def scan_local(
@@ -356,7 +359,8 @@ def scan_local(
             text = source.read(index)
             if on_read:
                 on_read(index, text)
-            pending.append(pool.submit(scan_partition, source, spec, index, text))
+            bound = total.bound if total is not None else None  # the sample so far bounds the next partitions'
+            pending.append(pool.submit(scan_partition, source, spec, index, text, bound))
             while len(pending) > threads:
                 total = merge(total, pending.popleft().result(), spec, own=True)
         while pending:

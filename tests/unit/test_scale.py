@@ -67,6 +67,28 @@ def test_partitions_and_merge_order_do_not_change_the_result(rows, cuts, order, 
     same(one, scanned_in_pieces(frame, floored, [c % (len(rows) + 1) for c in cuts], order + 1))
 
 
+@settings(max_examples=80, deadline=None)
+@given(rows_strategy, st.lists(st.integers(0, 300), max_size=8), st.sampled_from([1, 3, 20]), st.integers(1, 20))
+def test_partitions_scanned_within_the_running_bound_give_the_same_result(rows, cuts, sample_rows, days):
+    """scan_local hands each new partition the bound of the total so far: the partition drops rows
+    above it at once. The result must not change."""
+    frame = frame_of(rows)
+    if frame["day"].max() - days + 1 <= frame["day"].min():
+        return
+    spec = scale.ScanSpec(days, sample_rows, seed=11)
+    edges = [0, *sorted(c % (len(rows) + 1) for c in cuts), len(rows)]
+    total = bounded = None
+    for a, b in zip(edges, edges[1:]):
+        piece = scale.take(frame, slice(a, b))
+        total = scale.merge(total, scale.scan(piece, b - a, spec), spec)
+        part = scale.scan(piece, b - a, spec, bound=bounded.bound if bounded else None)
+        if bounded is not None and bounded.bound is not None:
+            assert part.sample_rows <= scale.scan(piece, b - a, spec).sample_rows
+            assert all((f["priority"] <= np.uint64(bounded.bound)).all() for f in part.sample)
+        bounded = scale.merge(bounded, part, spec)
+    same(scale.finish(total, spec), scale.finish(bounded, spec))
+
+
 @settings(max_examples=60, deadline=None)
 @given(rows_strategy, st.integers(1, 40), st.integers(1, 15))
 def test_the_scan_keeps_exact_totals_every_validation_row_and_the_smallest_hashes(rows, sample_rows, days):
