@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
         "accuracy_tolerance": 0.1,
         "index": "model-*",
         "experiment": "sales-forecast-monitoring",
+        "report_index": "cd4ml-monitoring",
+        "report_refresh_seconds": 60.0,
     },
     "scale": {
         "mode": "auto",
@@ -157,6 +159,8 @@ class MonitoringSettings:
     accuracy_tolerance: float  # an alert when live accuracy is worse than validation by more
     index: str  # Elasticsearch indices of prediction events
     experiment: str  # the MLflow experiment of monitoring runs
+    report_index: str  # Elasticsearch index of the reports' summary figures (when events come from there)
+    report_refresh_seconds: float  # a server without a local log reads the latest report from MLflow this often
     elasticsearch_url: str | None  # CD4ML_ELASTICSEARCH_URL; None: events come from the JSONL log
     elasticsearch_user: str | None  # CD4ML_ELASTICSEARCH_USER
     elasticsearch_password: str | None = field(default=None, repr=False)  # CD4ML_ELASTICSEARCH_PASSWORD
@@ -370,6 +374,9 @@ def _monitoring(m: Mapping[str, Any], where: str, environ: Mapping[str, str]) ->
         accuracy_tolerance=_number(m["accuracy_tolerance"], f"{where} [monitoring] accuracy_tolerance", minimum=0),
         index=_string(m["index"], f"{where} [monitoring] index"),
         experiment=_string(m["experiment"], f"{where} [monitoring] experiment"),
+        report_index=_string(m["report_index"], f"{where} [monitoring] report_index"),
+        report_refresh_seconds=_number(m["report_refresh_seconds"], f"{where} [monitoring] report_refresh_seconds",
+                                       minimum=0),
         elasticsearch_url=url,
         elasticsearch_user=environ.get("CD4ML_ELASTICSEARCH_USER") or None,
         elasticsearch_password=environ.get("CD4ML_ELASTICSEARCH_PASSWORD") or None,

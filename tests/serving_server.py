@@ -31,10 +31,12 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--admin-token", default="")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for load_settings, e.g. FLUENTD_HOST=...")
     args = parser.parse_args()
 
     settings = load_settings(
-        environ={"CD4ML_DATA_DIR": str(args.data_dir), "CD4ML_ADMIN_TOKEN": args.admin_token},
+        environ={"CD4ML_DATA_DIR": str(args.data_dir), "CD4ML_ADMIN_TOKEN": args.admin_token,
+                 **dict(pair.split("=", 1) for pair in args.env)},
         overrides={"serving.port": args.port, "serving.workers": args.workers, "serving.poll_seconds": args.poll},
     )
     models = []

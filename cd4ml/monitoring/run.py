@@ -278,6 +278,26 @@ def read_latest(path: Path) -> dict[str, Any] | None:
     return found if isinstance(found, dict) and found.get("report_version") == reports.REPORT_VERSION else None
 
 
+def latest_reported(client: Any, experiment: str) -> tuple[dict[str, Any], str] | None:
+    """(report, run id) of the latest FINISHED monitoring run in MLflow: its REPORT_ARTIFACT, as
+    `monitor` logged it. None when the experiment has no finished run yet. Raises what the MLflow
+    client raises when the server cannot be reached or the artifact cannot be read."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    run_id = runs[0].info.run_id
+    with tempfile.TemporaryDirectory() as folder:
+        report = read_latest(Path(client.download_artifacts(run_id, REPORT_ARTIFACT, folder)))
+    if report is None:
+        raise DataError(f"{REPORT_ARTIFACT} of monitoring run {run_id} is not a report of version {reports.REPORT_VERSION}",
+                        "Run monitor again with this version of the code.")
+    return report, run_id
+
+
 def _params(result: Mapping[str, Any], actuals_path: Path | None) -> dict[str, Any]:
     return {
         "window.since": result["window"]["since"], "window.until": result["window"]["until"],

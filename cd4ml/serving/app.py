@@ -46,6 +46,7 @@ class Services:
     store: ModelStore
     sink: EventSink
     admin_token: str | None
+    reports: Any = None  # a serving.reports.ReportCache when the events go to fluentd (no local log)
 
 
 def services() -> Services:
@@ -67,14 +68,15 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink) -> Flask:
-    """The model server: the forecast page at /, the JSON API beside it."""
+def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, reports: Any = None) -> Flask:
+    """The model server: the forecast page at /, the JSON API beside it. reports: where /monitoring
+    finds the latest monitoring report when the sink writes no local log (serving.reports)."""
     from cd4ml.serving import api, monitoring, web
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep the documented field order
-    app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token)
+    app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token, reports=reports)
     app.config["APP_VERSION"] = cd4ml.__version__
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
@@ -92,6 +94,8 @@ def close_services(app: Flask, timeout: float = 5.0) -> None:
     if found is not None:
         found.store.stop(timeout)
         found.sink.close(timeout)
+        if found.reports is not None:
+            found.reports.stop(timeout)
 
 
 def _refuse_large_bodies() -> None:

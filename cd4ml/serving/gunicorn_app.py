@@ -16,6 +16,7 @@ from cd4ml.config import Settings
 from cd4ml.events import make_sink
 from cd4ml.serving.app import close_services, create_app
 from cd4ml.serving.model_store import ModelStore
+from cd4ml.serving.reports import mlflow_report_cache
 
 StoreFactory = Callable[[], ModelStore]
 
@@ -53,9 +54,14 @@ class ForecastServer(BaseApplication):
         # One request predicts one row: OpenMP threads only add start-up and contention.
         threadpool_limits(limits=1)
         store = self.store_factory()
-        app = create_app(self.settings.serving, store, make_sink(self.settings.serving, self.settings.paths))
+        sink = make_sink(self.settings.serving, self.settings.paths)
+        # No local event log (fluentd): /monitoring shows the latest report `monitor` logged to MLflow.
+        reports = mlflow_report_cache(self.settings) if getattr(sink, "path", None) is None else None
+        app = create_app(self.settings.serving, store, sink, reports)
         store.refresh()  # before this worker accepts a request: ready at once if production has a model
         store.start()
+        if reports is not None:
+            reports.start()  # in its own thread: a slow MLflow never delays the first request
         return app
 
 

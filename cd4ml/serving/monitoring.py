@@ -10,7 +10,9 @@ Two parts, both charts drawn on the server as inline SVG (cd4ml/serving/charts.p
                    (beside the event log): drift (PSI) against the training data, forecast
                    distribution, live accuracy against arrived actual sales, alerts
 
-A server that sends its events to fluentd has no local log: the page says to look at Kibana.
+A server that sends its events to fluentd has no local log: the page points to Kibana for the
+traffic and shows the latest report `monitor` logged to MLflow, as its ReportCache (serving/
+reports.py) last found it; if MLflow cannot be reached, the page says so.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ def page() -> Any:
         stats, _ = gather(source, Window(now - timedelta(days=RECENT_DAYS), now + timedelta(minutes=1)), pause_gc=False)
         recent, skipped = stats.summary(top=TOP_PRODUCTS), sum(source.skipped.values())
     report = read_latest(report_path) if report_path else None
+    reported = found.reports.state if log is None and found.reports is not None else None
+    if reported is not None:
+        report = reported.report
     model = found.store.current
     return render_template(
         "monitoring.html", recent=recent, skipped=skipped, report=report, log=log, report_path=report_path,
+        reported=reported, clock=_clock,
         model_version=model.version if model else None, days=RECENT_DAYS, tail_mb=TAIL_BYTES // (1024 * 1024),
         traffic=traffic_charts(recent) if recent and recent["events"] else None,
         quality=report_charts(report) if report else None,
@@ -123,6 +129,11 @@ def report_charts(report: dict[str, Any]) -> dict[str, Any]:
             unit="units",
         )
     return found
+
+
+def _clock(seconds: float) -> str:
+    """A moment as the page shows it: YYYY-MM-DD HH:MM:SS UTC."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _level(value: float, thresholds: dict[str, float]) -> str:
