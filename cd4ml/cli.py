@@ -458,7 +458,8 @@ def _monitor(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=1) if args.json else text(report))
     if not args.json:
         print(f"report: {settings.paths.monitoring_report} and MLflow run {report['mlflow_run_id']} "
-              f"(experiment {settings.monitoring.experiment})")
+              f"(experiment {settings.monitoring.experiment})"
+              + (f"; summary in Elasticsearch index {report['summary_index']}" if report.get("summary_index") else ""))
     return EXIT_ALERT if report["alerts"] else EXIT_OK
 
 

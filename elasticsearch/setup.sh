@@ -3,7 +3,9 @@
 #   1. waits for Elasticsearch,
 #   2. sets the password Kibana uses (user kibana_system),
 #   3. creates the role and user fluentd writes prediction events with (model-* only),
-#   4. puts the index template for model-* (index-template.json beside this script).
+#   4. puts the index template for model-* (index-template.json beside this script),
+#   5. puts the index template for cd4ml-monitoring, the summaries `monitor` indexes
+#      (monitoring-template.json beside this script).
 # Every step is idempotent: running it again changes nothing.
 set -euo pipefail
 
@@ -74,5 +76,8 @@ es PUT /_security/user/cd4ml_fluentd "{
 
 say "putting index template model-events for model-*"
 es PUT /_index_template/model-events "@${HERE}/index-template.json"
+
+say "putting index template monitoring-reports for cd4ml-monitoring*"
+es PUT /_index_template/monitoring-reports "@${HERE}/monitoring-template.json"
 
 say "done"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The kibana-setup one-shot service (docker-compose.yml), run in the Kibana image:
 #   1. waits for Kibana to be available,
-#   2. creates the model-* data view from data-view.json (unless its id exists already),
+#   2. creates the data views of data-view*.json (unless their id exists already): model-*,
+#      the prediction events, and cd4ml-monitoring*, the summaries of `monitor`'s reports,
 #   3. imports dashboard.ndjson (the "Predictions" dashboard) with overwrite=true.
-# Both files sit beside this script; running it again changes nothing.
+# The files sit beside this script; running it again changes nothing.
 set -eu
 
 KIBANA_URL="${KIBANA_URL:-http://kibana:5601}"
@@ -26,11 +27,12 @@ kibana() {
     "$@" "${KIBANA_URL}${path}" || echo 000
 }
 
-DATA_VIEW_ID="$(sed -n 's/^ *"id": *"\([^"]*\)".*/\1/p' "$HERE/data-view.json" | head -n 1)"
-if [ -z "$DATA_VIEW_ID" ]; then
-  say "no data view id found in $HERE/data-view.json"
-  exit 1
-fi
+for file in "$HERE"/data-view*.json; do
+  if [ -z "$(sed -n 's/^ *"id": *"\([^"]*\)".*/\1/p' "$file" | head -n 1)" ]; then
+    say "no data view id found in $file"
+    exit 1
+  fi
+done
 
 say "waiting for Kibana at $KIBANA_URL (up to ${TIMEOUT_SECONDS}s)"
 deadline=$(($(date +%s) + TIMEOUT_SECONDS))
@@ -42,18 +44,21 @@ until [ "$(kibana GET /api/status)" = 200 ] && grep -Eq '"level": *"available"' 
   sleep 3
 done
 
-status="$(kibana GET "/api/data_views/data_view/${DATA_VIEW_ID}")"
-if [ "$status" = 200 ]; then
-  say "data view $DATA_VIEW_ID exists"
-else
-  say "creating data view $DATA_VIEW_ID"
-  status="$(kibana POST /api/data_views/data_view --header 'Content-Type: application/json' \
-    --data-binary "@$HERE/data-view.json")"
-  if [ "$status" != 200 ]; then
-    say "creating the data view answered HTTP $status: $(cat "$RESPONSE")"
-    exit 1
+for file in "$HERE"/data-view*.json; do
+  DATA_VIEW_ID="$(sed -n 's/^ *"id": *"\([^"]*\)".*/\1/p' "$file" | head -n 1)"
+  status="$(kibana GET "/api/data_views/data_view/${DATA_VIEW_ID}")"
+  if [ "$status" = 200 ]; then
+    say "data view $DATA_VIEW_ID exists"
+  else
+    say "creating data view $DATA_VIEW_ID"
+    status="$(kibana POST /api/data_views/data_view --header 'Content-Type: application/json' \
+      --data-binary "@$file")"
+    if [ "$status" != 200 ]; then
+      say "creating the data view $DATA_VIEW_ID answered HTTP $status: $(cat "$RESPONSE")"
+      exit 1
+    fi
   fi
-fi
+done
 
 say "importing the dashboard (overwrite=true)"
 status="$(kibana POST '/api/saved_objects/_import?overwrite=true' --form "file=@$HERE/dashboard.ndjson")"

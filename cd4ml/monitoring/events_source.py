@@ -457,28 +457,50 @@ class ElasticsearchEvents:
                 pass
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
-        from elasticsearch import ApiError, AuthenticationException, AuthorizationException, TransportError
-
         self.requests += 1
-        try:
-            return method(**kwargs)
-        except (AuthenticationException, AuthorizationException) as err:
-            raise ConfigError(
-                f"Elasticsearch at {self.url} refused the credentials (HTTP {err.meta.status}).",
-                "Set CD4ML_ELASTICSEARCH_USER and CD4ML_ELASTICSEARCH_PASSWORD to a user that may read "
-                f"{self.index}.",
-            ) from None
-        except TransportError as err:
-            raise ServiceUnreachable(
-                f"Elasticsearch at {self.url} did not answer ({type(err).__name__}).",
-                "Start it (docker compose up -d elasticsearch), check CD4ML_ELASTICSEARCH_URL, "
-                "or read the local log with --source jsonl.",
-            ) from None
-        except ApiError as err:
-            raise ServiceUnreachable(
-                f"Elasticsearch at {self.url} answered HTTP {err.meta.status} to {method.__name__}: {err.message}.",
-                f"Check that indices {self.index} exist and are readable.",
-            ) from None
+        return _call(method, self.url, f"read {self.index}", **kwargs)
+
+
+def index_documents(client: Any, index: str, documents: list[tuple[str, dict[str, Any]]], url: str = "") -> None:
+    """Index (id, document) pairs into `index` with one bulk request, refreshed before it returns
+    (Kibana sees them at once); the same id again replaces its document. A document Elasticsearch
+    refuses (e.g. a field of the wrong type for the index template) is ServiceUnreachable."""
+    operations: list[dict[str, Any]] = []
+    for doc_id, document in documents:
+        operations += [{"index": {"_index": index, "_id": doc_id}}, document]
+    answer = _call(client.bulk, url, f"write {index}", operations=operations, refresh="wait_for")
+    if answer.get("errors"):
+        refused = [item["index"] for item in answer["items"] if item.get("index", {}).get("error")]
+        error = refused[0]["error"] if refused else {}
+        raise ServiceUnreachable(
+            f"Elasticsearch at {url} refused {len(refused)} of {len(documents)} monitoring documents for {index}: "
+            f"{error.get('type', 'error')}: {error.get('reason', '')}.",
+            "Check that es-setup has put the index template monitoring-reports (elasticsearch/monitoring-template.json).",
+        )
+
+
+def _call(method: Any, url: str, needs: str, **kwargs: Any) -> Any:
+    """One client call; errors become ours. needs: what the user must be allowed, e.g. "read model-*"."""
+    from elasticsearch import ApiError, AuthenticationException, AuthorizationException, TransportError
+
+    try:
+        return method(**kwargs)
+    except (AuthenticationException, AuthorizationException) as err:
+        raise ConfigError(
+            f"Elasticsearch at {url} refused the credentials (HTTP {err.meta.status}).",
+            f"Set CD4ML_ELASTICSEARCH_USER and CD4ML_ELASTICSEARCH_PASSWORD to a user that may {needs}.",
+        ) from None
+    except TransportError as err:
+        raise ServiceUnreachable(
+            f"Elasticsearch at {url} did not answer ({type(err).__name__}).",
+            "Start it (docker compose up -d elasticsearch), check CD4ML_ELASTICSEARCH_URL, "
+            "or read the local log with --source jsonl.",
+        ) from None
+    except ApiError as err:
+        raise ServiceUnreachable(
+            f"Elasticsearch at {url} answered HTTP {err.meta.status} to {method.__name__}: {err.message}.",
+            f"Check that the user may {needs} and the indices exist.",
+        ) from None
 
 
 def elasticsearch_client(url: str, user: str | None, password: str | None, timeout: float = 10.0) -> Any:

@@ -90,6 +90,63 @@ def judge(
     return alerts, warnings
 
 
+def figures(report: Mapping[str, Any]) -> dict[str, float | int]:
+    """The report's summary figures by name: the metrics of its MLflow run and the numeric fields
+    of its summary document in Elasticsearch (the same names in both). Figures the report does
+    not have (no drift without a profile, no live accuracy without actuals) are left out."""
+    events = report["events"]
+    found: dict[str, Any] = {
+        "events": events["events"],
+        "events_skipped": sum(report["skipped"].values()),
+        "latency_p50_ms": events["latency"]["p50_ms"],
+        "latency_p99_ms": events["latency"]["p99_ms"],
+        "alerts": len(report["alerts"]),
+    }
+    for name, found_drift in (report["drift"] or {}).items():
+        found[f"psi_{name}"] = found_drift["psi"]
+    accuracy = report["accuracy"]
+    if accuracy:
+        found["live_rows"] = accuracy["rows"]
+        for name, value in (accuracy["metrics"] or {}).items():
+            found[f"live_{name}"] = value
+    for name, value in ((report["model"] or {}).get("validation") or {}).items():
+        found[f"validation_{name}"] = value
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def summary_documents(report: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The report as (id, document) pairs for the Elasticsearch index [monitoring] report_index,
+    mapped by elasticsearch/monitoring-template.json and charted by Kibana's dashboard:
+
+        kind "summary"  one per report: its figures() (PSI per dimension, live and validation
+                        accuracy, events, latency), window, deployed model version, status
+        kind "version"  one per model version that answered in the window: served_version,
+                        served_events, served_share (of the window's events)
+
+    @timestamp is when the report was made. Ids come from the MLflow run id, so indexing a report
+    again replaces its documents."""
+    model = report["model"] or {}
+    common = {
+        "@timestamp": report["created"],
+        "report_version": report["report_version"],
+        "mlflow_run_id": report["mlflow_run_id"],
+        "window_since": report["window"]["since"],
+        "window_until": report["window"]["until"],
+        "model_version": model.get("version"),
+        "model_run_id": model.get("run_id"),
+    }
+    summary = {**common, "kind": "summary", "status": report["status"], "source": report["source"],
+               "warnings": len(report["warnings"]), **figures(report)}
+    found = [(f"{report['mlflow_run_id']}-summary", {k: v for k, v in summary.items() if v is not None})]
+    total = report["events"]["events"]
+    for served in report["events"]["versions"]:
+        document = {**common, "kind": "version", "served_version": served["version"],
+                    "served_events": served["events"], "served_share": served["events"] / total if total else 0.0}
+        found.append((f"{report['mlflow_run_id']}-v{served['version']}",
+                      {k: v for k, v in document.items() if v is not None}))
+    return found
+
+
 def text(report: Mapping[str, Any]) -> str:
     """The short printed report."""
     s = report["events"]

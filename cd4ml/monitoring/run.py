@@ -29,7 +29,7 @@ from cd4ml.monitoring import report as reports
 from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy
 from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.events_source import (
-    ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, iso,
+    ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
 )
 from cd4ml.monitoring.profile import PROFILE_ARTIFACT, read_profile
 from cd4ml.progress import Reporter
@@ -184,7 +184,8 @@ def monitor(
     settings: Settings, window: Window, source: EventSource, actuals_path: Path | None = None,
     now: datetime | None = None, reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Gather, judge, log a monitoring run to MLflow and write latest.json; returns the report."""
+    """Gather, judge, log a monitoring run to MLflow and write latest.json; returns the report.
+    With events from Elasticsearch, the summary figures are indexed there too (report_index)."""
     reporter = reporter or Reporter()
     # A store that does not exist yet holds no model; the tracking process creates it (alone: two
     # processes creating one SQLite store race in its schema migration).
@@ -204,6 +205,10 @@ def monitor(
             deployed = lookup.result() if lookup else None
             result = build(settings, window, source, stats, joined, actuals, repeated, deployed, now or window.until)
             result["mlflow_run_id"] = run.id
+            if isinstance(source, ElasticsearchEvents):  # Kibana shows drift and accuracy beside the events
+                index_documents(source.client, settings.monitoring.report_index, reports.summary_documents(result),
+                                source.url)
+                result["summary_index"] = settings.monitoring.report_index
             run.log(params=_params(result, actuals_path), metrics=_metrics(result), tags=_tags(result))
             run.log_bytes(json.dumps(result, indent=1).encode(), REPORT_ARTIFACT)
     except BaseException:
@@ -307,25 +312,7 @@ def _params(result: Mapping[str, Any], actuals_path: Path | None) -> dict[str, A
 
 
 def _metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    events = result["events"]
-    found: dict[str, Any] = {
-        "events": events["events"],
-        "events_skipped": sum(result["skipped"].values()),
-        "latency_p50_ms": events["latency"]["p50_ms"],
-        "latency_p99_ms": events["latency"]["p99_ms"],
-        "alerts": len(result["alerts"]),
-    }
-    for name, found_drift in (result["drift"] or {}).items():
-        found[f"psi_{name}"] = found_drift["psi"]
-    accuracy = result["accuracy"]
-    if accuracy:
-        found["live_rows"] = accuracy["rows"]
-        for name, value in (accuracy["metrics"] or {}).items():
-            found[f"live_{name}"] = value
-    model = result["model"]
-    for name, value in ((model or {}).get("validation") or {}).items():
-        found[f"validation_{name}"] = value
-    return {k: float(v) for k, v in found.items() if v is not None}
+    return {k: float(v) for k, v in reports.figures(result).items()}
 
 
 def _tags(result: Mapping[str, Any]) -> dict[str, str]:

@@ -11,6 +11,13 @@ response shapes (Elasticsearch reference, "Paginate search results" and the poin
                                                "_score": null, "_source", "sort": [...]}]}}
     DELETE /_pit   {"id": ...}             -> {"succeeded": true, "num_freed": 1}
 
+and, for the summary of a monitoring report (the bulk API, "Bulk index or delete documents"):
+
+    PUT /_bulk?refresh=wait_for    NDJSON: {"index": {"_index", "_id"}}\n{document}\n...  (or POST)
+                                           -> {"took", "errors": false, "items": [{"index": {"_index",
+                                               "_id", "_version", "result": "created", "_shards",
+                                               "_seq_no", "_primary_term", "status": 201}}]}
+
 It checks what the 9.x client sends (Accept: application/vnd.elasticsearch+json; compatible-with=9)
 and answers with the X-Elastic-Product: Elasticsearch header the client insists on. It keeps no
 more logic than sorting, the time range and search_after need: it is not Elasticsearch.
@@ -30,7 +37,8 @@ from cd4ml.cli import main
 from cd4ml.errors import ConfigError, ServiceUnreachable
 from cd4ml.events import prediction_event
 from cd4ml.monitoring.events_source import ElasticsearchEvents, Window, elasticsearch_client, rows
-from tests.conftest import free_port
+from cd4ml.monitoring.report import summary_documents
+from tests.conftest import ROOT, free_port
 
 COMPATIBLE = "application/vnd.elasticsearch+json; compatible-with=9"
 START = datetime(2026, 11, 16, tzinfo=timezone.utc)
@@ -53,6 +61,8 @@ class StandIn:
         self.docs = [{"_index": "model-" + d.get("@timestamp", "x")[:10].replace("-", "."), "_id": f"doc-{i}",
                       "shard_doc": i, "source": d} for i, d in enumerate(docs)]
         self.refuse = refuse  # answer every request with this HTTP error status
+        self.refuse_documents = False  # answer _bulk with a mapping error for every document
+        self.indexed: dict[tuple[str, str], dict[str, Any]] = {}  # (index, id) -> document
         self.requests: list[dict[str, Any]] = []
         self.pits: list[str] = []
         self.closed: list[str] = []
@@ -61,9 +71,15 @@ class StandIn:
         class Handler(BaseHTTPRequestHandler):
             def handle_any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                raw = self.rfile.read(length) if length else b""
+                kind = self.headers.get("Content-Type", "")
+                if "x-ndjson" in kind:  # the bulk API: one JSON value a line, the last line ends too
+                    assert raw.endswith(b"\n")
+                    body = [json.loads(line) for line in raw.splitlines()]
+                else:
+                    body = json.loads(raw) if raw else None
                 stand_in.requests.append({"method": self.command, "path": self.path, "body": body,
-                                          "accept": self.headers.get("Accept", "")})
+                                          "accept": self.headers.get("Accept", ""), "content_type": kind})
                 status, answer = stand_in.answer(self.command, self.path, body)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
@@ -73,7 +89,7 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = do_HEAD = handle_any
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -98,6 +114,8 @@ class StandIn:
             return 200, {"id": self.pits[-1], "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
         if method == "POST" and route == "/_search":
             return 200, self.search(body)
+        if method in ("POST", "PUT") and route == "/_bulk":  # the reference documents both; the client sends PUT
+            return 200, self.bulk(body)
         if method == "DELETE" and route == "/_pit":
             self.closed.append(body["id"])
             return 200, {"succeeded": True, "num_freed": 1}
@@ -124,6 +142,23 @@ class StandIn:
                 for millis, shard_doc, d in page
             ]},
         }
+
+
+    def bulk(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        items = []
+        for action, document in zip(lines[::2], lines[1::2]):
+            target = action["index"]
+            if self.refuse_documents:
+                items.append({"index": {"_index": target["_index"], "_id": target["_id"], "status": 400, "error": {
+                    "type": "document_parsing_exception", "reason": "[1:2] failed to parse field [events]"}}})
+                continue
+            key = (target["_index"], target["_id"])
+            result = "updated" if key in self.indexed else "created"
+            self.indexed[key] = document
+            items.append({"index": {"_index": target["_index"], "_id": target["_id"], "_version": 1, "result": result,
+                                    "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": len(self.indexed),
+                                    "_primary_term": 1, "status": 201 if result == "created" else 200}})
+        return {"took": 2, "errors": self.refuse_documents, "items": items}
 
 
 def _millis(source: dict[str, Any]) -> int:
@@ -214,3 +249,90 @@ def test_monitor_with_elasticsearch_down_is_one_line_and_exit_3(embedded, monkey
     assert err.strip().splitlines()[-1] == (
         f"error: Elasticsearch at {url} did not answer (ConnectionError). Start it (docker compose up -d "
         "elasticsearch), check CD4ML_ELASTICSEARCH_URL, or read the local log with --source jsonl.")
+
+
+# --- the report's summary, indexed for Kibana ---------------------------------------------------------
+
+def monitoring_mappings() -> dict[str, Any]:
+    return json.loads((ROOT / "elasticsearch" / "monitoring-template.json").read_text())["template"]["mappings"]
+
+
+def test_monitor_indexes_its_summary_figures_for_kibana(stand_in, embedded, monkeypatch, capsys):
+    server = stand_in(documents(3000))
+    monkeypatch.setenv("CD4ML_ELASTICSEARCH_URL", server.url)
+    code = main(["monitor", "--since", "2026-11-16", "--until", "2026-11-22", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads(out[out.index("{"):])
+    run_id = report["mlflow_run_id"]
+    (bulk,) = [r for r in server.requests if r["path"].startswith("/_bulk")]
+    assert bulk["path"] == "/_bulk?refresh=wait_for" and bulk["method"] in ("POST", "PUT")
+    assert bulk["content_type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=9"
+    assert report["summary_index"] == "cd4ml-monitoring"
+    assert set(server.indexed) == {("cd4ml-monitoring", f"{run_id}-summary"), ("cd4ml-monitoring", f"{run_id}-v1"),
+                                   ("cd4ml-monitoring", f"{run_id}-v2")}
+    summary = server.indexed[("cd4ml-monitoring", f"{run_id}-summary")]
+    assert summary["@timestamp"] == report["created"] and summary["kind"] == "summary"
+    assert summary["window_since"] == "2026-11-16T00:00:00.000Z" and summary["window_until"] == "2026-11-23T00:00:00.000Z"
+    assert summary["events"] == 120 and summary["events_skipped"] == 0 and summary["status"] == "ok"
+    assert summary["latency_p99_ms"] == report["events"]["latency"]["p99_ms"]
+    assert "model_version" not in summary  # nothing deployed in this test
+    shares = {d["served_version"]: d["served_share"] for key, d in server.indexed.items() if d["kind"] == "version"}
+    assert shares == {"1": 0.5, "2": 0.5}
+    mapped = monitoring_mappings()["properties"]
+    for document in server.indexed.values():
+        assert set(document) <= set(mapped), set(document) - set(mapped)
+
+
+def test_the_summary_carries_drift_live_accuracy_and_the_deployed_version():
+    report = {"report_version": 1, "created": "2026-11-23T06:00:00.000Z", "mlflow_run_id": "r1",
+              "window": {"since": "2026-11-16T00:00:00.000Z", "until": "2026-11-23T00:00:00.000Z"},
+              "source": "elasticsearch http://es:9200 model-*", "status": "alert", "alerts": ["a"], "warnings": [],
+              "model": {"name": "sales-forecast", "version": "3", "run_id": "m3",
+                        "validation": {"r2": 0.8, "nwrmsle": 0.5, "mae": 3.0}},
+              "events": {"events": 400, "latency": {"p50_ms": 0.3, "p99_ms": 1.9},
+                         "versions": [{"version": "3", "events": 300}, {"version": "2", "events": 100}]},
+              "skipped": {"unknown schema_version 2": 4},
+              "drift": {"items": {"psi": 0.02}, "weekdays": {"psi": 0.3}, "forecast": {"psi": 0.12}},
+              "accuracy": {"rows": 250, "metrics": {"r2": 0.6, "nwrmsle": 0.7, "mae": 4.5}}}
+    (summary_id, summary), *versions = summary_documents(report)
+    assert summary_id == "r1-summary"
+    assert summary == {
+        "@timestamp": "2026-11-23T06:00:00.000Z", "report_version": 1, "mlflow_run_id": "r1",
+        "window_since": "2026-11-16T00:00:00.000Z", "window_until": "2026-11-23T00:00:00.000Z",
+        "model_version": "3", "model_run_id": "m3", "kind": "summary", "status": "alert",
+        "source": "elasticsearch http://es:9200 model-*", "warnings": 0, "alerts": 1,
+        "events": 400, "events_skipped": 4, "latency_p50_ms": 0.3, "latency_p99_ms": 1.9,
+        "psi_items": 0.02, "psi_weekdays": 0.3, "psi_forecast": 0.12,
+        "live_rows": 250, "live_r2": 0.6, "live_nwrmsle": 0.7, "live_mae": 4.5,
+        "validation_r2": 0.8, "validation_nwrmsle": 0.5, "validation_mae": 3.0,
+    }
+    assert [(i, d["served_version"], d["served_events"], d["served_share"]) for i, d in versions] == [
+        ("r1-v3", "3", 300, 0.75), ("r1-v2", "2", 100, 0.25)]
+    assert all(d["model_version"] == "3" and d["kind"] == "version" for _, d in versions)
+    mapped = monitoring_mappings()["properties"]
+    for _, document in [(summary_id, summary), *versions]:
+        assert set(document) <= set(mapped), set(document) - set(mapped)
+
+
+def test_a_refused_summary_fails_the_monitor_with_the_reason(stand_in, embedded, monkeypatch, capsys):
+    server = stand_in(documents(3000))
+    server.refuse_documents = True
+    monkeypatch.setenv("CD4ML_ELASTICSEARCH_URL", server.url)
+    code = main(["monitor", "--since", "2026-11-16", "--until", "2026-11-22"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "refused 3 of 3 monitoring documents for cd4ml-monitoring: document_parsing_exception" in err
+    assert "monitoring-template.json" in err
+    assert not (embedded / "monitoring" / "latest.json").exists()  # a failed monitor leaves no report
+
+
+def test_monitor_over_the_local_log_indexes_nothing(stand_in, embedded, monkeypatch, capsys):
+    server = stand_in([])
+    monkeypatch.setenv("CD4ML_ELASTICSEARCH_URL", server.url)
+    events = embedded.parent / "events.jsonl"
+    events.write_text("".join(json.dumps(d) + "\n" for d in documents(3000)))
+    code = main(["monitor", "--events", str(events), "--since", "2026-11-16", "--until", "2026-11-22"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert server.requests == [] and "summary in Elasticsearch" not in out

@@ -1,9 +1,11 @@
-"""The Elastic side: the index template, the Kibana data view and dashboard, and the two one-shot
-setup scripts, run against a fake Elasticsearch/Kibana on 127.0.0.1."""
+"""The Elastic side: the index templates (prediction events, monitoring summaries), the Kibana data
+views and dashboard, and the two one-shot setup scripts, run against a fake Elasticsearch/Kibana
+on 127.0.0.1."""
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import subprocess
 import threading
@@ -23,6 +25,22 @@ def data_view() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def monitoring_view() -> dict[str, Any]:
+    return load_json("kibana/data-view-monitoring.json")["data_view"]
+
+
+@pytest.fixture(scope="module")
+def monitoring_template() -> dict[str, Any]:
+    return load_json("elasticsearch/monitoring-template.json")
+
+
+@pytest.fixture(scope="module")
+def templates_by_view(data_view, monitoring_view, index_template, monitoring_template) -> dict[str, dict[str, Any]]:
+    """The index template behind each data view, by the data view's id."""
+    return {data_view["id"]: index_template, monitoring_view["id"]: monitoring_template}
+
+
+@pytest.fixture(scope="module")
 def saved_objects() -> list[dict[str, Any]]:
     return [json.loads(line) for line in read("kibana/dashboard.ndjson").splitlines() if line.strip()]
 
@@ -36,6 +54,12 @@ def dashboard(saved_objects) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def panels(dashboard) -> list[dict[str, Any]]:
     return json.loads(dashboard["attributes"]["panelsJSON"])
+
+
+def panel_view(panel: dict[str, Any]) -> str:
+    """The id of the one data view a panel reads."""
+    (found,) = {ref["id"] for ref in panel["embeddableConfig"]["attributes"]["references"]}
+    return found
 
 
 def lens_columns(panel: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,27 +102,76 @@ def test_dashboard_ndjson_holds_the_predictions_dashboard(saved_objects, dashboa
     json.loads(dashboard["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
 
 
-def test_every_panel_references_the_data_view_by_its_id(dashboard, panels, data_view):
+def test_monitoring_data_view_is_the_report_index_on_timestamp(monitoring_view, monitoring_template, data_view):
+    from cd4ml.config import DEFAULTS
+
+    assert monitoring_view["title"] == "cd4ml-monitoring*" and monitoring_view["timeFieldName"] == "@timestamp"
+    assert monitoring_view["id"] and " " not in monitoring_view["id"] and monitoring_view["id"] != data_view["id"]
+    assert monitoring_template["index_patterns"] == [monitoring_view["title"]]
+    assert fnmatch.fnmatch(DEFAULTS["monitoring"]["report_index"], monitoring_template["index_patterns"][0])
+    assert not fnmatch.fnmatch(DEFAULTS["monitoring"]["report_index"], "model-*")  # not mistaken for events
+
+
+def test_monitoring_template_maps_every_figure_of_a_report(monitoring_template):
+    from cd4ml.monitoring.report import summary_documents
+
+    report = {"report_version": 1, "created": "2026-11-23T06:00:00.000Z", "mlflow_run_id": "r",
+              "window": {"since": "2026-11-16T00:00:00.000Z", "until": "2026-11-23T00:00:00.000Z"},
+              "source": "s", "status": "ok", "alerts": [], "warnings": [],
+              "model": {"version": "3", "run_id": "m", "validation": {"r2": 0.8, "nwrmsle": 0.5, "mae": 3.0}},
+              "events": {"events": 4, "latency": {"p50_ms": 0.3, "p99_ms": 1.9}, "versions": [{"version": "3", "events": 4}]},
+              "skipped": {}, "drift": {"items": {"psi": 0.1}, "weekdays": {"psi": 0.1}, "forecast": {"psi": 0.1}},
+              "accuracy": {"rows": 4, "metrics": {"r2": 0.6, "nwrmsle": 0.7, "mae": 4.5}}}
+    properties = monitoring_template["template"]["mappings"]["properties"]
+    used = {field for _, document in summary_documents(report) for field in document}
+    assert used == set(properties)  # every figure mapped, nothing mapped that is never sent
+    for _, document in summary_documents(report):
+        for field, value in document.items():
+            kind = properties[field]["type"]
+            if kind in NUMBER_TYPES:
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), field
+                if kind in {"integer", "long"}:
+                    assert isinstance(value, int), field
+            else:
+                assert isinstance(value, str) and kind in {"keyword", "date"}, field
+
+
+def test_every_panel_references_a_data_view_by_its_id(dashboard, panels, templates_by_view):
     assert panels
     references = {ref["name"]: ref for ref in dashboard["references"]}
     for panel in panels:
         attributes = panel["embeddableConfig"]["attributes"]
         own = attributes["references"]
-        assert own and all(ref["type"] == "index-pattern" and ref["id"] == data_view["id"] for ref in own)
+        assert own and all(ref["type"] == "index-pattern" and ref["id"] in templates_by_view for ref in own)
         for ref in own:
             outer = references[f"{panel['panelIndex']}:{ref['name']}"]
-            assert outer["id"] == data_view["id"] and outer["type"] == "index-pattern"
+            assert outer["id"] == ref["id"] and outer["type"] == "index-pattern"
         layers = attributes["state"]["datasourceStates"]["formBased"]["layers"]
         assert {f"indexpattern-datasource-layer-{layer}" for layer in layers} == {ref["name"] for ref in own}
 
 
-def test_every_field_a_panel_uses_is_in_the_index_template(panels, index_template):
-    mapped = set(index_template["template"]["mappings"]["properties"])
+def test_every_field_a_panel_uses_is_in_the_index_template_of_its_data_view(panels, templates_by_view):
     for panel in panels:
+        properties = templates_by_view[panel_view(panel)]["template"]["mappings"]["properties"]
         for column in lens_columns(panel):
             field = column.get("sourceField")
             if field and field != "___records___":
-                assert field in mapped, f"{panel['title']}: {field}"
+                assert field in properties, f"{panel['title']}: {field}"
+                if column["dataType"] == "number" and not column["isBucketed"]:
+                    assert properties[field]["type"] in NUMBER_TYPES, f"{panel['title']}: {field}"
+
+
+def test_dashboard_shows_the_monitor_figures_of_the_monitoring_page(panels, monitoring_view):
+    """Drift per dimension, live accuracy beside validation, volume, latency and version shares."""
+    monitoring = [p for p in panels if panel_view(p) == monitoring_view["id"]]
+    fields = {(c["operationType"], c.get("sourceField")) for p in monitoring for c in lens_columns(p)}
+    metrics = {field for _, field in fields}
+    assert {"psi_items", "psi_weekdays", "psi_forecast"} <= metrics
+    assert {f"{kind}_{name}" for kind in ("live", "validation") for name in ("r2", "nwrmsle", "mae")} <= metrics
+    assert {"events", "latency_p50_ms", "latency_p99_ms", "served_share"} <= metrics
+    assert ("terms", "served_version") in fields and ("terms", "model_version") in fields
+    for panel in monitoring:  # monitor runs are rare: a longer time range than the events' 24 hours
+        assert panel["embeddableConfig"]["timeRange"] == {"from": "now-30d", "to": "now"}, panel["title"]
 
 
 def test_dashboard_shows_volume_products_latency_percentiles_and_model_versions(panels):
@@ -203,7 +276,7 @@ def elasticsearch_route(fail_template: bool = False) -> Route:
         known = {
             ("GET", "/_cluster/health"), ("POST", "/_security/user/kibana_system/_password"),
             ("PUT", "/_security/role/cd4ml_event_writer"), ("PUT", "/_security/user/cd4ml_fluentd"),
-            ("PUT", "/_index_template/model-events"),
+            ("PUT", "/_index_template/model-events"), ("PUT", "/_index_template/monitoring-reports"),
         }
         return (200, {"acknowledged": True}) if (method, path.split("?")[0]) in known else (404, {})
     return route
@@ -214,7 +287,8 @@ def es_env(clean_env, url):
             "FLUENTD_ES_PASSWORD": "fluentd-" + PASSWORD, "TIMEOUT_SECONDS": "5"}
 
 
-def test_es_setup_sets_passwords_creates_the_writer_and_puts_the_template(clean_env, index_template):
+def test_es_setup_sets_passwords_creates_the_writer_and_puts_the_templates(clean_env, index_template,
+                                                                          monitoring_template):
     with FakeServer(elasticsearch_route()) as es:
         result = run_script("elasticsearch/setup.sh", es_env(clean_env, es.url))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -226,6 +300,7 @@ def test_es_setup_sets_passwords_creates_the_writer_and_puts_the_template(clean_
     user = json.loads(es.find("PUT", "/_security/user/cd4ml_fluentd")["body"])
     assert user["password"] == "fluentd-" + PASSWORD and user["roles"] == ["cd4ml_event_writer"]
     assert json.loads(es.find("PUT", "/_index_template/model-events")["body"]) == index_template
+    assert json.loads(es.find("PUT", "/_index_template/monitoring-reports")["body"]) == monitoring_template
 
 
 def test_es_setup_fails_when_elasticsearch_refuses_the_template(clean_env):
@@ -260,7 +335,7 @@ def kibana_env(clean_env, url):
     return {**clean_env, "KIBANA_URL": url, "ELASTIC_PASSWORD": PASSWORD, "TIMEOUT_SECONDS": "5"}
 
 
-def test_kibana_setup_creates_the_data_view_then_imports_the_dashboard(clean_env, data_view):
+def test_kibana_setup_creates_the_data_views_then_imports_the_dashboard(clean_env, data_view, monitoring_view):
     with FakeServer(kibana_route()) as kibana:
         result = run_script("kibana/setup.sh", kibana_env(clean_env, kibana.url))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -268,14 +343,17 @@ def test_kibana_setup_creates_the_data_view_then_imports_the_dashboard(clean_env
         assert request["headers"]["Authorization"] == basic_auth("elastic", PASSWORD)
         assert request["headers"]["kbn-xsrf"] == "true"
     kibana.find("GET", f"/api/data_views/data_view/{data_view['id']}")
-    created = json.loads(kibana.find("POST", "/api/data_views/data_view")["body"])
-    assert created == load_json("kibana/data-view.json")
+    kibana.find("GET", f"/api/data_views/data_view/{monitoring_view['id']}")
+    created = [json.loads(r["body"]) for r in kibana.requests if r["path"] == "/api/data_views/data_view"]
+    assert sorted(created, key=str) == sorted([load_json("kibana/data-view.json"),
+                                               load_json("kibana/data-view-monitoring.json")], key=str)
     imported = kibana.find("POST", "/api/saved_objects/_import")
     assert imported["headers"]["Content-Type"].startswith("multipart/form-data")
     assert b'name="file"; filename="dashboard.ndjson"' in imported["body"]
     assert read("kibana/dashboard.ndjson").encode() in imported["body"]
-    paths = [r["path"] for r in kibana.requests]
-    assert paths.index("/api/data_views/data_view") < paths.index("/api/saved_objects/_import?overwrite=true")
+    paths = [r["path"] for r in kibana.requests]  # the dashboard's references exist before it is imported
+    last_view = max(i for i, path in enumerate(paths) if path == "/api/data_views/data_view")
+    assert last_view < paths.index("/api/saved_objects/_import?overwrite=true")
 
 
 def test_kibana_setup_keeps_an_existing_data_view(clean_env):
