@@ -1,4 +1,4 @@
-"""The JSON API: /prediction, /health, /version, /items and POST /reload.
+"""The JSON API: /prediction, /health, /version, /items, POST /reload and its description, /openapi.json.
 
 Bad input is a 400 with {"error": what is wrong and how to fix it, "field": the parameter};
 no model yet is a 503 saying how to deploy one. A request reads the store's current model
@@ -12,6 +12,8 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -200,6 +202,17 @@ def items() -> Any:
     if model is None:
         return _error(503, no_model_message(store))
     return jsonify(list(model.items))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return current_app.response_class(openapi_document(), mimetype="application/json")
+
+
+@cache
+def openapi_document() -> str:
+    """The OpenAPI 3 description of this server (cd4ml/serving/openapi.json), read at the first request."""
+    return Path(__file__).with_name("openapi.json").read_text(encoding="utf-8")
 
 
 @bp.post("/reload")

@@ -30,7 +30,7 @@ class ForecastServer(BaseApplication):
         self.options = {
             "bind": f"{settings.serving.host}:{settings.serving.port}",
             "workers": settings.serving.workers,
-            "worker_class": "sync",
+            "worker_class": "cd4ml.serving.workers.JsonErrorWorker",  # sync, with gunicorn's own 4xx in JSON
             "preload_app": False,  # the store, its thread and the sink must start in the worker
             "control_socket_disable": True,  # no admin socket: admin actions go through POST /reload and its token
             "worker_exit": _worker_exit,

@@ -1,0 +1,141 @@
+"""Real processes for the reliability tests: an `mlflow server` that a test can kill and bring back
+on the same port, the CLI's delivery commands, and `serve` (gunicorn) following the registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, free_port, wait_until_up
+
+ADMIN_TOKEN = "reliability-admin-token-0123456789"
+
+
+class MlflowServer:
+    """`mlflow server` with its own stores in `folder`, on one port for its whole life."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def artifacts(self) -> Path:
+        return self.folder / "artifacts"
+
+    def start(self) -> "MlflowServer":
+        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        self.process = subprocess.Popen(
+            [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.artifacts), "--serve-artifacts"],
+            stdout=open(self.folder / "server.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+        wait_until_up(f"{self.url}/health", self.process)
+        return self
+
+    def stop(self) -> None:
+        """Kill the server and everything it started (its own process group), and wait until the port is free."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        self.process = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/health", timeout=0.5)
+            except requests.RequestException:
+                return
+            time.sleep(0.1)
+
+
+def cli_env(tmp_path: Path, tracking_uri: str, **extra: str) -> dict[str, str]:
+    """The environment of a CLI command run by a user: its own data folder and registered model."""
+    env = {**os.environ, "CD4ML_DATA_DIR": str(tmp_path / "data"), "MLFLOW_TRACKING_URI": tracking_uri,
+           "CD4ML_TRACKING_REGISTERED_MODEL": f"forecast-{tmp_path.name}", "CD4ML_ADMIN_TOKEN": ADMIN_TOKEN,
+           "CD4ML_SERVING_POLL_SECONDS": "0.5", "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
+    env.pop("BUILD_NUMBER", None)
+    env.pop("FLUENTD_HOST", None)
+    return env
+
+
+def cli(env: dict[str, str], *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """run_python_script.py ARGV in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "run_python_script.py"), *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def deliver(env: dict[str, str], data: Path, *params: str) -> str:
+    """pipeline, acceptance, deploy on `data`; returns the run id that went to production."""
+    for argv in (["pipeline", "--data", str(data)], ["acceptance"], ["deploy"]):
+        done = cli(env, *params, *argv)
+        assert done.returncode == 0, f"{argv[0]} failed ({done.returncode}): {done.stdout}{done.stderr}"
+    import json
+
+    return json.loads((Path(env["CD4ML_DATA_DIR"]) / "last_run.json").read_text())["run_id"]
+
+
+class Server:
+    """`run_python_script.py serve` (gunicorn, 2 workers) on a free port; its log in `log`."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_python_script.py"), "serve", "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_listening(self, seconds: float = 60) -> None:
+        """Until the server answers at all (ready or not)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                requests.get(f"{self.url}/version", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"serve did not listen within {seconds} s:\n{self.log.read_text()}")
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        try:
+            wait_until_up(f"{self.url}/health", self.process, seconds)
+        except RuntimeError as err:
+            raise AssertionError(f"{err}:\n{self.log.read_text()}") from None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # gunicorn's graceful stop
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def every_worker(url: str, path: str, condition, seconds: float = 30, streak: int = 10):
+    """Until `streak` answers in a row (so every worker) satisfy condition(response); returns the last."""
+    deadline, found, last = time.monotonic() + seconds, 0, None
+    while time.monotonic() < deadline and found < streak:
+        last = requests.get(f"{url}{path}", timeout=5)
+        found = found + 1 if condition(last) else 0
+        if not found:
+            time.sleep(0.05)
+    assert found >= streak, f"GET {path} never satisfied the condition; last answer {last.status_code}: {last.text}"
+    return last
