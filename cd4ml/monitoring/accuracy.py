@@ -83,6 +83,19 @@ class LatestForecasts:
         self.unmatched_events += total - matched
 
 
+def merge_latest(into: LatestForecasts, latest: Mapping[Key, tuple[str, float, str]], matched: int,
+                 unmatched: int) -> None:
+    """Add what a LatestForecasts of the events after `into`'s saw (its latest, matched_events and
+    unmatched_events): the same as one pass over both."""
+    found = into.latest
+    for key, entry in latest.items():
+        seen = found.get(key)
+        if seen is None or entry[0] >= seen[0]:
+            found[key] = entry
+    into.matched_events += matched
+    into.unmatched_events += unmatched
+
+
 def live_accuracy(actuals: Mapping[Key, Actual], forecasts: LatestForecasts) -> dict[str, Any]:
     """r2, NWRMSLE and MAE of the latest forecasts against the actuals, with what was joined, and
     the actual and forecast totals per date (for the page's chart)."""

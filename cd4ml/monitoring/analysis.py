@@ -174,6 +174,27 @@ class EventStats:
         self.requested.update(batch["date"])
         self.forecasts.update(map(log_bucket, forecasts))
 
+    def merge(self, later: "EventStats") -> None:
+        """Add the stats of the events that come after ours in the log (names and run ids: the
+        latest seen wins, as in one pass). Forecast sums are added in another order than one pass
+        would: equal to rounding."""
+        self.count += later.count
+        for attribute, pick in (("first", min), ("last", max)):
+            values = [v for v in (getattr(self, attribute), getattr(later, attribute)) if v is not None]
+            setattr(self, attribute, pick(values) if values else None)
+        for key, day in later.by_day.items():
+            mine = self._day(key)
+            mine.versions.update(day.versions)
+            mine.items.update(day.items)
+            mine.latency.update(day.latency)
+        sums = self.forecast_sum
+        for item, total in later.forecast_sum.items():
+            sums[item] = sums.get(item, 0.0) + total
+        self.item_names.update(later.item_names)
+        self.version_runs.update(later.version_runs)
+        self.requested.update(later.requested)
+        self.forecasts.update(later.forecasts)
+
     def _day(self, key: str) -> Day:
         found = self.by_day.get(key)
         if found is None:

@@ -245,6 +245,7 @@ def _short(value: Any) -> str:
 # --- the local JSON-lines log ---------------------------------------------------------------------
 
 CHUNK_BYTES = 1 << 22
+MIN_PART_BYTES = 32 << 20  # a log is cut into parts (one process each) only when each gets this much
 SPLIT_BELOW_LINES = 256  # a chunk off the fast path is halved down to this many lines
 _PREFIX = b'{"@timestamp": "'  # how events.JsonlSink writes every line (json.dumps, key order of the schema)
 _STAMP = slice(len(_PREFIX), len(_PREFIX) + 24)
@@ -256,14 +257,34 @@ class JsonlEvents:
     One pass in 4 MB chunks. Lines in our own layout whose @timestamp lies outside the window are
     dropped without parsing; the rest of a chunk is parsed with one json.loads call (a JSON array
     of the lines), falling back to line by line when a line is malformed. `tail_bytes` reads only
-    the end of the file (the server's quick look).
+    the end of the file (the server's quick look). `start` and `end` limit it to a byte range that
+    begins at a line start (see parts()).
     """
 
-    def __init__(self, path: Path, tail_bytes: int | None = None) -> None:
+    def __init__(self, path: Path, tail_bytes: int | None = None, start: int = 0, end: int | None = None) -> None:
         self.path = Path(path)
         self.tail_bytes = tail_bytes
+        self.start, self.end = start, end
         self.description = f"jsonl {self.path}"
         self.skipped: Counter = Counter()
+
+    def parts(self, n: int, min_part_bytes: int = MIN_PART_BYTES) -> list["JsonlEvents"]:
+        """The log as n sources over consecutive byte ranges cut at line starts, for n processes;
+        [self] when it is too small for each part to get min_part_bytes (or tail_bytes is set)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return [self]
+        if n <= 1 or self.tail_bytes is not None or self.start or self.end is not None or size < n * min_part_bytes:
+            return [self]
+        cuts = [0]
+        with self.path.open("rb") as file:
+            for k in range(1, n):
+                file.seek(max(size * k // n - 1, cuts[-1]))
+                file.readline()  # to the start of the next line
+                cuts.append(min(file.tell(), size))
+        cuts.append(size)
+        return [JsonlEvents(self.path, start=a, end=b) for a, b in zip(cuts, cuts[1:])]
 
     def batches(self, window: Window) -> Iterator[Columns]:
         check = EventCheck(window)
@@ -280,11 +301,16 @@ class JsonlEvents:
                     file.readline()  # to the start of the first whole line
                 else:
                     file.seek(0)
+            elif self.start:
+                file.seek(self.start)
+            left = None if self.end is None else self.end - file.tell()  # bytes of this part still to read
             carry = b""
             while True:
-                block = file.read(CHUNK_BYTES)
+                block = file.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
                 if not block:
                     break
+                if left is not None:
+                    left -= len(block)
                 data = carry + block if carry else block
                 cut = data.rfind(b"\n") + 1
                 body, carry = data[:cut], data[cut:]

@@ -26,7 +26,7 @@ from cd4ml import tracking
 from cd4ml.config import DataSettings, Settings
 from cd4ml.errors import Cd4mlError, ConfigError, DataError, ServiceUnreachable
 from cd4ml.monitoring import report as reports
-from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy
+from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy, merge_latest
 from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.events_source import (
     ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
@@ -75,12 +75,57 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
 
 def gather(
     source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None = None, pause_gc: bool = True,
+    processes: int = 1, min_part_bytes: int | None = None,
 ) -> tuple[EventStats, LatestForecasts | None]:
     """One pass over the events in the window: aggregates, and the join with the actuals.
 
     pause_gc: no cyclic garbage collection during the pass (events are plain acyclic values,
     freed by reference counting; collecting costs ~15 %). The switch is process-wide: a server
-    passes False."""
+    passes False.
+    processes: a large JSONL log is read in that many parts at once (JsonlEvents.parts), the
+    first ones in forked processes, this one reading the last; their aggregates are merged in
+    file order, the same as one pass (forecast sums to rounding). Memory stays flat: each part
+    keeps the same bounded aggregates."""
+    parts = source.parts(processes, **({"min_part_bytes": min_part_bytes} if min_part_bytes else {})) \
+        if processes > 1 and isinstance(source, JsonlEvents) else [source]
+    if len(parts) == 1:
+        return _one_pass(source, window, actuals, pause_gc)
+    context = multiprocessing.get_context("fork")  # the parts share the actuals without copying them
+    started = []
+    try:
+        for part in parts[:-1]:
+            conn, theirs = context.Pipe(duplex=False)
+            process = context.Process(target=_pass_in_child, args=(theirs, part, window, actuals, pause_gc),
+                                      name="cd4ml-monitor-part", daemon=True)
+            process.start()
+            theirs.close()
+            started.append((conn, process))
+        last = _one_pass(parts[-1], window, actuals, pause_gc)
+        results = [_part_result(conn, process) for conn, process in started]
+    finally:
+        for _, process in started:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=10)
+    results.append((last[0], last[1], dict(parts[-1].skipped)))
+    stats, joined, _ = results[0]
+    for later, later_joined, _ in results[1:]:
+        stats.merge(later)
+        if joined is not None and later_joined is not None:
+            merge_latest(joined, later_joined.latest, later_joined.matched_events, later_joined.unmatched_events)
+    for _, _, skipped in results:
+        source.skipped.update(skipped)
+    return stats, joined
+
+
+def pass_processes() -> int:
+    """How many processes read a large event log at once: one per core, at most four."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _one_pass(
+    source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None, pause_gc: bool,
+) -> tuple[EventStats, LatestForecasts | None]:
     stats = EventStats()
     joined = LatestForecasts(actuals) if actuals is not None else None
     enabled = gc.isenabled()
@@ -95,6 +140,32 @@ def gather(
         if enabled:
             gc.enable()
     return stats, joined
+
+
+def _pass_in_child(conn, source: JsonlEvents, window: Window, actuals, pause_gc: bool) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    try:
+        stats, joined = _one_pass(source, window, actuals, pause_gc)
+        if joined is not None:
+            joined.keys = {}  # the parent has the actuals: send back only what the part found
+        conn.send(("ok", stats, joined, dict(source.skipped)))
+    except Cd4mlError as err:
+        conn.send(("error", type(err).__name__, err.message, err.hint))
+    except Exception as err:
+        conn.send(("error", "DataError", f"reading {source.path} failed: {type(err).__name__}: {err}", ""))
+    conn.close()
+
+
+def _part_result(conn, process) -> tuple[EventStats, LatestForecasts | None, dict[str, int]]:
+    try:
+        reply = conn.recv()
+    except (EOFError, OSError):
+        raise DataError(f"a process reading part of the event log stopped unexpectedly (exit code "
+                        f"{process.exitcode}).", "Run again; if it repeats, run with fewer processes.") from None
+    if reply[0] == "error":
+        _, kind, message, hint = reply
+        raise {"ConfigError": ConfigError, "ServiceUnreachable": ServiceUnreachable}.get(kind, DataError)(message, hint)
+    return reply[1], reply[2], reply[3]
 
 
 def read_actuals(settings: Settings, path: Path) -> tuple[dict[Key, Actual], int]:
@@ -201,7 +272,7 @@ def monitor(
                 actuals, repeated = read_actuals(settings, actuals_path)
                 reporter.say(f"actuals: {len(actuals):,} rows from {actuals_path}")
             reporter.say(f"reading events {window} from {source.description}")
-            stats, joined = gather(source, window, actuals)
+            stats, joined = gather(source, window, actuals, processes=pass_processes())
             deployed = lookup.result() if lookup else None
             result = build(settings, window, source, stats, joined, actuals, repeated, deployed, now or window.until)
             result["mlflow_run_id"] = run.id
