@@ -147,6 +147,14 @@ def summary_documents(report: Mapping[str, Any]) -> list[tuple[str, dict[str, An
     return found
 
 
+def milliseconds(value: float | None) -> str:
+    """A latency as the report and the page show it: two decimals, or two significant digits
+    below 0.1 ms (a forecast from the precomputed grid takes microseconds, not "0.00")."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.2g}"
+
+
 def text(report: Mapping[str, Any]) -> str:
     """The short printed report."""
     s = report["events"]
@@ -168,7 +176,7 @@ def text(report: Mapping[str, Any]) -> str:
         lines.append("model versions: " + ", ".join(
             f"v{v['version']} {v['events'] / s['events']:.0%}" for v in s["versions"]))
         lat = s["latency"]
-        lines.append(f"latency: p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms")
+        lines.append(f"latency: p50 {milliseconds(lat['p50_ms'])} ms, p99 {milliseconds(lat['p99_ms'])} ms")
     thresholds = report["thresholds"]
     found = report.get("drift")
     if found:

@@ -58,16 +58,16 @@ def _frame(title: str, chart_id: str, body: list[str], legend: Sequence[tuple[st
     parts = [
         f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-labelledby="{escape(chart_id)}-title" xmlns="http://www.w3.org/2000/svg" '
-        f'font-family="system-ui, sans-serif" font-size="11">',
+        f'font-family="system-ui, sans-serif" font-size="12">',
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
-        f'<text x="4" y="15" font-size="13" font-weight="600" fill="{INK}">{escape(title)}</text>',
+        f'<text x="4" y="15" font-size="14" font-weight="600" fill="{INK}">{escape(title)}</text>',
     ]
     x = LEFT
     for name, fill in legend:
         shown = name if len(name) <= 22 else name[:21] + "…"
         parts.append(f'<rect x="{x}" y="25" width="10" height="10" rx="2" fill="{fill}"/>'
                      f'<text x="{x + 14}" y="34" fill="{INK}">{escape(shown)}</text>')
-        x += 24 + 6.2 * len(shown)
+        x += 24 + 6.8 * len(shown)
         if x > WIDTH - 60:
             break
     parts += body

@@ -46,6 +46,7 @@ def files(sink: Any) -> tuple[Path | None, Path | None]:
 @bp.get("/monitoring")
 def page() -> Any:
     from cd4ml.monitoring.events_source import JsonlEvents, Window
+    from cd4ml.monitoring.report import milliseconds
     from cd4ml.monitoring.run import gather, read_latest
 
     found = services()
@@ -63,7 +64,7 @@ def page() -> Any:
     model = found.store.current
     return render_template(
         "monitoring.html", recent=recent, skipped=skipped, report=report, log=log, report_path=report_path,
-        reported=reported, clock=_clock,
+        reported=reported, clock=_clock, ms=milliseconds,
         model_version=model.version if model else None, days=RECENT_DAYS, tail_mb=TAIL_BYTES // (1024 * 1024),
         traffic=traffic_charts(recent) if recent and recent["events"] else None,
         quality=report_charts(report) if report else None,

@@ -49,9 +49,34 @@ def monitor(capsys, events: Path, until: str) -> dict:
     return json.loads(out[out.index("{"):])
 
 
+@pytest.fixture(scope="module")
+def first(mlflow_server, tmp_path_factory) -> tuple[str, dict]:
+    """(experiment, report): a monitoring experiment of this module's own on the shared mlflow server,
+    holding one report of `monitor` over 6 days of 150 events (144 in the window)."""
+    folder = tmp_path_factory.mktemp("monitoring-page")
+    name = f"monitoring-{folder.name}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CD4ML_DATA_DIR", str(folder / "data"))
+        env.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        env.setenv("CD4ML_MONITORING_EXPERIMENT", name)
+        code = main(["monitor", "--events", str(write_events(folder / "elsewhere.jsonl", 150)), "--since", "2026-11-16",
+                     "--until", "2026-11-21", "--json"])
+    assert code == 0
+    report = json.loads((folder / "data" / "monitoring" / "latest.json").read_text())
+    assert report["events"]["events"] == 144
+    return name, report
+
+
 @pytest.fixture
-def experiment(remote, monkeypatch, tmp_path) -> str:
-    """A monitoring experiment of this test's own on the shared mlflow server."""
+def experiment(first, remote, monkeypatch) -> str:
+    """The module's monitoring experiment, for this test (its own data folder, the real mlflow server)."""
+    monkeypatch.setenv("CD4ML_MONITORING_EXPERIMENT", first[0])
+    return first[0]
+
+
+@pytest.fixture
+def empty_experiment(remote, monkeypatch, tmp_path) -> str:
+    """A monitoring experiment of this test's own, without a report."""
     name = f"monitoring-{tmp_path.name}"
     monkeypatch.setenv("CD4ML_MONITORING_EXPERIMENT", name)
     return name
@@ -65,17 +90,23 @@ def fluentd_app(settings):
     return create_app(settings.serving, store, sink, reports), reports, sink
 
 
-def test_the_page_shows_the_latest_report_logged_to_mlflow(experiment, remote, tmp_path, capsys):
+def test_an_experiment_without_a_report_says_how_to_make_one(empty_experiment, remote):
+    app, reports, sink = fluentd_app(load_settings())
+    try:
+        assert reports.refresh()
+        html = app.test_client().get("/monitoring").get_data(as_text=True)
+        assert 'id="no-report"' in html
+        assert f"No monitoring report in MLflow at {remote}, experiment {empty_experiment}" in html
+    finally:
+        sink.close(0.5)
+
+
+def test_the_page_shows_the_latest_report_logged_to_mlflow(experiment, first, remote, tmp_path, capsys):
     events = write_events(tmp_path / "elsewhere.jsonl", 150)
+    first = first[1]
     app, reports, sink = fluentd_app(load_settings())
     client = app.test_client()
     try:
-        reports.refresh()
-        html = client.get("/monitoring").get_data(as_text=True)
-        assert 'id="no-report"' in html and f"No monitoring report in MLflow at {remote}, experiment {experiment}" in html
-
-        first = monitor(capsys, events, "2026-11-21")  # 6 days: 144 events
-        assert first["events"]["events"] == 144
         assert reports.refresh()
         html = client.get("/monitoring").get_data(as_text=True)
         assert f"The latest report in MLflow at {remote}" in html and first["mlflow_run_id"] in html
@@ -92,7 +123,7 @@ def test_the_page_shows_the_latest_report_logged_to_mlflow(experiment, remote, t
         sink.close(0.5)
 
 
-def test_an_unreachable_mlflow_is_said_on_the_page(experiment, monkeypatch):
+def test_an_unreachable_mlflow_is_said_on_the_page(empty_experiment, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     app, reports, sink = fluentd_app(load_settings())
@@ -101,13 +132,13 @@ def test_an_unreachable_mlflow_is_said_on_the_page(experiment, monkeypatch):
         response = app.test_client().get("/monitoring")
         html = response.get_data(as_text=True)
         assert response.status_code == 200
-        assert f"MLflow at {url}, experiment {experiment} cannot be reached" in html
+        assert f"MLflow at {url}, experiment {empty_experiment} cannot be reached" in html
         assert "did not answer" in html and 'id="mlflow-unreachable"' in html
     finally:
         sink.close(0.5)
 
 
-def test_a_hanging_mlflow_never_holds_up_the_page(experiment, monkeypatch):
+def test_a_hanging_mlflow_never_holds_up_the_page(empty_experiment, monkeypatch):
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -123,8 +154,15 @@ def test_a_hanging_mlflow_never_holds_up_the_page(experiment, monkeypatch):
     assert reports.state.error and "did not answer" in reports.state.error
 
 
-def test_gunicorn_with_fluentd_shows_the_mlflow_report(experiment, remote, tiny_data, tmp_path, capsys):
-    report = monitor(capsys, write_events(tmp_path / "elsewhere.jsonl", 150), "2026-11-21")
+def test_gunicorn_with_fluentd_shows_the_mlflow_report(experiment, remote, tiny_data, tmp_path):
+    # the first test of this module may have logged a newer report: the latest is what the page shows
+    from mlflow import MlflowClient
+
+    client = MlflowClient(remote)
+    (latest,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+    report = json.loads(Path(client.download_artifacts(latest.info.run_id, "monitoring/report.json",
+                                                       str(tmp_path))).read_text())
     process, url, log = start_server(
         tmp_path, {"1": model_a(tiny_data)}, "--env", "FLUENTD_HOST=127.0.0.1", "--env", f"FLUENTD_PORT={free_port()}",
         "--env", f"MLFLOW_TRACKING_URI={remote}", "--env", f"CD4ML_MONITORING_EXPERIMENT={experiment}", workers=1)
@@ -133,7 +171,7 @@ def test_gunicorn_with_fluentd_shows_the_mlflow_report(experiment, remote, tiny_
         assert forecast.status_code == 200  # fluentd is down: the event is dropped, the forecast is not
         html = wait_for(lambda: (lambda text: report["mlflow_run_id"] in text and text)(
             requests.get(f"{url}/monitoring", timeout=10).text), seconds=60, what="the report from MLflow on the page")
-        assert "(144 events" in html and "sends its prediction events to fluentd" in html
+        assert f"({report['events']['events']} events" in html and "sends its prediction events to fluentd" in html
         assert not (tmp_path / "data" / "predictions.jsonl").exists()
     finally:
         stop_server(process)

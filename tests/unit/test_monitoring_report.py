@@ -9,7 +9,7 @@ import pytest
 from cd4ml.config import load_settings
 from cd4ml.monitoring.analysis import EventStats, log_bucket
 from cd4ml.monitoring.events_source import columns
-from cd4ml.monitoring.report import bin_labels, drift, judge, text
+from cd4ml.monitoring.report import bin_labels, drift, judge, milliseconds, text
 
 
 @pytest.fixture
@@ -101,3 +101,15 @@ def test_the_printed_report_says_the_status_last(limits):
     assert "events: 1; skipped 2: 2 malformed JSON line" in printed
     assert "drift: no profile" in printed
     assert printed.splitlines()[-2:] == ["ALERT: x is too high", "status: ALERT"]
+
+
+@pytest.mark.parametrize("value, shown", [
+    (0.00492, "0.0049"),  # a forecast from the precomputed grid: not "0.00"
+    (0.0, "0.00"),
+    (0.1, "0.10"),
+    (1.948, "1.95"),
+    (250.0, "250.00"),
+    (None, "–"),
+])
+def test_milliseconds_keep_two_significant_digits_below_a_tenth(value, shown):
+    assert milliseconds(value) == shown
