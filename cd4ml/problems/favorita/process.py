@@ -7,7 +7,7 @@ from datetime import date
 from typing import Callable, Iterable, Iterator, Mapping
 
 from cd4ml.errors import DataError
-from cd4ml.problems.favorita.readers import LINE
+from cd4ml.problems.favorita.readers import BAD, LINE
 
 Row = dict[str, object]
 
@@ -51,6 +51,8 @@ def process_rows(
     bad = 0
     for raw in raws:
         try:
+            if BAD in raw:  # a line the reader could not read counts like a row that does not parse
+                raise raw[BAD]
             yield process_row(raw)
         except DataError as err:
             located = err.at(source, raw.get(LINE))

@@ -25,6 +25,7 @@ from cd4ml.errors import DataError
 from cd4ml.problems.favorita import schema
 
 LINE = "_line"
+BAD = "_bad"  # a line that could not be read: its DataError, counted by process_rows against [data] max_bad_rows
 CHUNK_BYTES = 1 << 22
 _DIGITS = frozenset(b"0123456789")
 
@@ -80,6 +81,9 @@ class WorkshopSource:
         header = scan.header(WORKSHOP_REQUIRED, "the workshop layout")
         store = str(schema.WORKSHOP_STORE)
         for line, fields in scan.records():
+            if isinstance(fields, DataError):
+                yield {LINE: line, BAD: fields}
+                continue
             row: RawRow = dict(zip(header, fields))
             row.setdefault("store_nbr", store)
             row.setdefault("onpromotion", "")
@@ -162,6 +166,9 @@ def join_train(
     date_at = header.index("date")
     days_off = {d.isoformat() for d in calendar}
     for line, fields in records:
+        if isinstance(fields, DataError):
+            yield {LINE: line, BAD: fields}
+            continue
         row: RawRow = dict(zip(header, fields))
         info = item_facts.get(fields[item_at].strip()) or item_facts.get(normal_item(fields[item_at]))
         if info is None:
@@ -340,8 +347,9 @@ class _Scan:
             self.item_at = columns.index("item_nbr")
         return columns
 
-    def records(self) -> Iterator[tuple[int, list[str]]]:
-        """Data lines as field lists; only candidate lines when items were pushed down."""
+    def records(self) -> Iterator[tuple[int, list[str] | DataError]]:
+        """Data lines as field lists; only candidate lines when items were pushed down. A line that
+        cannot be read (not UTF-8, wrong number of fields) comes as its DataError, in its place."""
         started = time.perf_counter()
         total = self.path.stat().st_size
         line = 2
@@ -379,13 +387,15 @@ class _Scan:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise self._bad(line, "the line is not UTF-8 text (binary garbage?)", raw) from None
+                yield line, self._bad(line, "the line is not UTF-8 text (binary garbage?)", raw)
+                continue
             fields = next(csv.reader([text]), [])
             if not fields:
                 continue  # a blank line
             self.stats.parsed += 1
             if len(fields) != self.width:
-                raise self._bad(line, f"expected {self.width} fields, found {len(fields)}", raw)
+                yield line, self._bad(line, f"expected {self.width} fields, found {len(fields)}", raw)
+                continue
             if self.wanted is None or normal_item(fields[self.item_at]) in self.wanted:
                 yield line, fields
 
@@ -422,7 +432,11 @@ def _read_small(path: Path, required: tuple[str, ...], stats: ReadStats) -> list
         )
     scan = _Scan(path, None, ReadStats(), None)
     header = scan.header(required, path.name)
-    rows = [dict(zip(header, fields)) for _, fields in scan.records()]
+    rows = []
+    for _, fields in scan.records():
+        if isinstance(fields, DataError):
+            raise fields  # side files are small: every line must be right
+        rows.append(dict(zip(header, fields)))
     stats.files[path.name] = scan.stats.files[path.name]
     return rows
 
