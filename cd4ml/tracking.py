@@ -129,14 +129,16 @@ class RunProcess:
     """A run whose MLflow work (import, store set-up, logging) happens in a helper process, in
     parallel with the data pass and training here. Calls are queued; `end` waits for them all."""
 
-    def __init__(self, tracking: TrackingSettings) -> None:
-        """Start the tracking process; it imports MLflow and opens the store, then waits for start()."""
+    def __init__(self, tracking: TrackingSettings, models: bool = True) -> None:
+        """Start the tracking process; it imports MLflow and opens the store, then waits for start().
+        models=False: the run logs no model (e.g. a monitoring run), so skops is not imported (~2.5 s of CPU)."""
         check_reachable(tracking)
         # spawn, not fork: a forked child of a process that has used OpenMP (our training) or
         # MLflow's threads can hang on locks it inherited.
         context = multiprocessing.get_context("spawn")
         self._conn, theirs = context.Pipe()
-        self._process = context.Process(target=_serve_run, args=(theirs, tracking), name="cd4ml-tracking", daemon=True)
+        self._process = context.Process(target=_serve_run, args=(theirs, tracking, models), name="cd4ml-tracking",
+                                        daemon=True)
         self._process.start()
         theirs.close()
         self._uri = tracking.uri
@@ -146,6 +148,19 @@ class RunProcess:
     def start(self, run_name: str | None = None) -> None:
         """Create the MLflow run (stale RUNNING runs of dead processes are marked FAILED first)."""
         self._send("start", run_name)
+
+    def call(self, function: Any, *args: Any) -> None:
+        """Have the tracking process (MLflow imported once, there) compute function(*args) before
+        the run starts, e.g. a registry lookup; call before start(), and take the answer with
+        result() before anything that waits for the run (id, end)."""
+        self._send("call", function, args)
+
+    def result(self) -> Any:
+        """The answer to the oldest call() not yet answered; raises the Cd4mlError it raised."""
+        reply = self._receive()
+        if reply[0] == "error":
+            raise _rebuild(reply)
+        return reply[1]
 
     def cancel(self) -> None:
         """Stop the tracking process before any run was created."""
@@ -242,22 +257,36 @@ def tracked_run(process: RunProcess, run_name: str | None = None) -> Iterator[Ru
     process.model_uri = process.end("FINISHED")["model_uri"]
 
 
-def _serve_run(conn, tracking: TrackingSettings) -> None:
+def _serve_run(conn, tracking: TrackingSettings, models: bool = True) -> None:
     """The tracking process: warm up, start the run when asked, log what arrives, end it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pipeline decides how the run ends
     warm_up_error = None
     try:
-        import skops.io  # noqa: F401  first: its import-time type scan is slower with MLflow's modules loaded
+        if models:
+            import skops.io  # noqa: F401  first: its import-time type scan is slower with MLflow's modules loaded
 
         mlflow = configure(tracking)
-        map_requirement_modules()
+        if models:
+            map_requirement_modules()
         exp = experiment_id(mlflow, tracking)
     except Exception as err:
         warm_up_error = err
-    try:
-        method, *args = conn.recv()
-    except (EOFError, OSError):
-        return
+    while True:  # calls first (see RunProcess.call), then the start of the run
+        try:
+            method, *args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if method != "call":
+            break
+        function, call_args = args
+        try:
+            if warm_up_error is not None:
+                raise warm_up_error
+            conn.send(("result", function(*call_args)))
+        except Cd4mlError as err:
+            conn.send(("error", type(err).__name__, err.message, err.hint))
+        except Exception as err:
+            conn.send(("error", "ServiceUnreachable", f"asking MLflow at {tracking.uri} failed: {err}", "Check MLflow."))
     if method != "start":
         return
     try:
@@ -292,8 +321,11 @@ def _serve_run(conn, tracking: TrackingSettings) -> None:
 
 
 def _rebuild(reply: tuple) -> Cd4mlError:
+    from cd4ml.errors import ConfigError, DataError
+
     _, kind, message, hint = reply
-    return {"ServiceUnreachable": ServiceUnreachable}.get(kind, Cd4mlError)(message, hint)
+    return {"ServiceUnreachable": ServiceUnreachable, "ConfigError": ConfigError, "DataError": DataError}.get(
+        kind, Cd4mlError)(message, hint)
 
 
 def fail_abandoned_runs(mlflow, exp: str) -> list[str]:

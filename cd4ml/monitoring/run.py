@@ -4,9 +4,9 @@
 
 One pass over the events feeds both the aggregates (analysis.EventStats) and the join with
 the actuals (accuracy.LatestForecasts); it needs nothing from MLflow. So MLflow's slow import
-overlaps it twice: a helper process asks the registry for the deployed model (its validation
-metrics and training profile) while the events are read, and the tracking process starts the
-monitoring run meanwhile, as the pipeline's does. A monitor that fails leaves a FAILED run.
+overlaps it: the tracking process (tracking.RunProcess, without skops: no model is logged) asks
+the registry for the deployed model (its validation metrics and training profile) and starts the
+monitoring run while the events are read. A monitor that fails leaves a FAILED run.
 """
 
 from __future__ import annotations
@@ -212,45 +212,6 @@ def deployed_model(settings: Settings) -> Deployed | None:
     return Deployed(name, version.number, version.run_id, validation, profile, note)
 
 
-class RegistryLookup:
-    """deployed_model(settings) in a helper process, started now, answered by result()."""
-
-    def __init__(self, settings: Settings) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        self._conn, theirs = context.Pipe(duplex=False)
-        self._process = context.Process(target=_lookup, args=(theirs, settings), name="cd4ml-registry-lookup",
-                                        daemon=True)
-        self._process.start()
-        theirs.close()
-
-    def result(self) -> Deployed | None:
-        try:
-            reply = self._conn.recv()
-        except (EOFError, OSError):
-            raise ServiceUnreachable("the registry lookup stopped unexpectedly.", "Run again; check MLflow.") from None
-        finally:
-            self._process.join(timeout=30)
-        if reply[0] == "error":
-            _, kind, message, hint = reply
-            raise {"ConfigError": ConfigError, "DataError": DataError}.get(kind, ServiceUnreachable)(message, hint)
-        return reply[1]
-
-    def cancel(self) -> None:
-        self._process.terminate()
-        self._process.join(timeout=10)
-
-
-def _lookup(conn, settings: Settings) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
-    os.nice(10)  # the pass over the events is what the command waits for: it goes first
-    try:
-        conn.send(("ok", deployed_model(settings)))
-    except Cd4mlError as err:
-        conn.send(("error", type(err).__name__, err.message, err.hint))
-    except Exception as err:
-        conn.send(("error", "ServiceUnreachable", f"asking the registry failed: {err}", "Check MLflow."))
-
-
 def monitor(
     settings: Settings, window: Window, source: EventSource, actuals_path: Path | None = None,
     now: datetime | None = None, reporter: Reporter | None = None,
@@ -262,30 +223,26 @@ def monitor(
     # processes creating one SQLite store race in its schema migration).
     fresh = not settings.tracking.remote and not settings.paths.mlflow_db.exists()
     monitoring_tracking = replace(settings.tracking, experiment=settings.monitoring.experiment)
-    process = tracking.RunProcess(monitoring_tracking)  # warms up while we read
-    lookup = None if fresh else RegistryLookup(settings)
-    try:
-        # The run starts at once (in the tracking process, while we read); FAILED if anything fails.
-        with tracking.tracked_run(process, run_name=f"monitor {window.since_text[:10]}..{window.until_text[:10]}") as run:
-            actuals = repeated = None
-            if actuals_path is not None:
-                actuals, repeated = read_actuals(settings, actuals_path)
-                reporter.say(f"actuals: {len(actuals):,} rows from {actuals_path}")
-            reporter.say(f"reading events {window} from {source.description}")
-            stats, joined = gather(source, window, actuals, processes=pass_processes())
-            deployed = lookup.result() if lookup else None
-            result = build(settings, window, source, stats, joined, actuals, repeated, deployed, now or window.until)
-            result["mlflow_run_id"] = run.id
-            if isinstance(source, ElasticsearchEvents):  # Kibana shows drift and accuracy beside the events
-                index_documents(source.client, settings.monitoring.report_index, reports.summary_documents(result),
-                                source.url)
-                result["summary_index"] = settings.monitoring.report_index
-            run.log(params=_params(result, actuals_path), metrics=_metrics(result), tags=_tags(result))
-            run.log_bytes(json.dumps(result, indent=1).encode(), REPORT_ARTIFACT)
-    except BaseException:
-        if lookup:
-            lookup.cancel()
-        raise
+    process = tracking.RunProcess(monitoring_tracking, models=False)  # warms up while we read
+    if not fresh:  # the deployed model, asked in the tracking process: MLflow is imported once, there
+        process.call(deployed_model, settings)
+    # The run starts at once (in the tracking process, while we read); FAILED if anything fails.
+    with tracking.tracked_run(process, run_name=f"monitor {window.since_text[:10]}..{window.until_text[:10]}") as run:
+        actuals = repeated = None
+        if actuals_path is not None:
+            actuals, repeated = read_actuals(settings, actuals_path)
+            reporter.say(f"actuals: {len(actuals):,} rows from {actuals_path}")
+        reporter.say(f"reading events {window} from {source.description}")
+        stats, joined = gather(source, window, actuals, processes=pass_processes())
+        deployed = None if fresh else process.result()
+        result = build(settings, window, source, stats, joined, actuals, repeated, deployed, now or window.until)
+        result["mlflow_run_id"] = run.id
+        if isinstance(source, ElasticsearchEvents):  # Kibana shows drift and accuracy beside the events
+            index_documents(source.client, settings.monitoring.report_index, reports.summary_documents(result),
+                            source.url)
+            result["summary_index"] = settings.monitoring.report_index
+        run.log(params=_params(result, actuals_path), metrics=_metrics(result), tags=_tags(result))
+        run.log_bytes(json.dumps(result, indent=1).encode(), REPORT_ARTIFACT)
     write_latest(settings.paths.monitoring_report, result)
     return result
 
