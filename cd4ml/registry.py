@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from cd4ml.config import TrackingSettings
-from cd4ml.errors import Cd4mlError, ConfigError, ModelRejected, ServiceUnreachable
+from cd4ml.errors import Cd4mlError, ConfigError, DataError, ModelRejected, ServiceUnreachable
 
 ALIAS = "production"
 ACCEPTED_TAG = "acceptance.verdict"
@@ -144,7 +144,7 @@ def load(version: Version, name: str, allowed_types: Iterable[str]) -> Any:
     try:
         flavor = mlflow.models.get_model_info(uri).flavors.get("sklearn", {})
     except Exception as err:
-        raise Cd4mlError(f"cannot read {uri}: {err}", "Its artifacts may be missing; roll back or redeploy.") from None
+        raise DataError(f"cannot read {uri}: {_one_line(err)}", "Its artifacts may be missing; roll back or redeploy.") from None
     if flavor.get("serialization_format") != "skops":
         raise Cd4mlError(
             f"{uri} is saved as {flavor.get('serialization_format')!r}, not skops; refusing to load it.",
@@ -160,7 +160,12 @@ def load(version: Version, name: str, allowed_types: Iterable[str]) -> Any:
     try:
         return mlflow.sklearn.load_model(uri)
     except Exception as err:
-        raise Cd4mlError(f"cannot load {uri}: {err}", "Its artifacts may be missing or corrupt; roll back or redeploy.") from None
+        raise DataError(f"cannot load {uri}: {_one_line(err)}", "Its artifacts may be missing or corrupt; roll back or redeploy.") from None
+
+
+def _one_line(err: Exception) -> str:
+    """MLflow's and skops' messages span lines; an error a user sees is one."""
+    return " ".join(str(err).split())
 
 
 def _version(found) -> Version:

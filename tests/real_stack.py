@@ -4,6 +4,7 @@ on the same port, the CLI's delivery commands, and `serve` (gunicorn) following 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -118,6 +119,16 @@ class Server:
             wait_until_up(f"{self.url}/health", self.process, seconds)
         except RuntimeError as err:
             raise AssertionError(f"{err}:\n{self.log.read_text()}") from None
+
+    def wait_logged(self, text: str, workers: int = 2, seconds: float = 60) -> None:
+        """Until `workers` different worker processes have logged a line containing text."""
+        line = re.compile(r"\[(\d+)\] \w+ .*" + re.escape(text))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if len(set(line.findall(self.log.read_text(errors="replace")))) >= workers:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{workers} workers did not log {text!r} within {seconds} s:\n{self.log.read_text()}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
