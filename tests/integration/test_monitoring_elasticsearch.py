@@ -336,3 +336,17 @@ def test_monitor_over_the_local_log_indexes_nothing(stand_in, embedded, monkeypa
     out = capsys.readouterr().out
     assert code == 0, out
     assert server.requests == [] and "summary in Elasticsearch" not in out
+
+
+def test_an_alert_exits_5_and_is_in_the_summary_kibana_shows(stand_in, embedded, monkeypatch, capsys):
+    server = stand_in(documents(3000))  # 120 events in the window, latencies 0.2 to 0.6 ms
+    monkeypatch.setenv("CD4ML_ELASTICSEARCH_URL", server.url)
+    monkeypatch.setenv("CD4ML_MONITORING_MIN_EVENTS", "10")
+    monkeypatch.setenv("CD4ML_MONITORING_MAX_LATENCY_P99_MS", "0.5")
+    code = main(["monitor", "--since", "2026-11-16", "--until", "2026-11-22"])
+    out = capsys.readouterr().out
+    assert code == 5, out
+    assert "ALERT: latency p99 0.6 ms is above max_latency_p99_ms 0.5 ms" in out and "status: ALERT" in out
+    (summary,) = [d for d in server.indexed.values() if d["kind"] == "summary"]
+    assert summary["status"] == "alert" and summary["alerts"] == 1
+    assert json.loads((embedded / "monitoring" / "latest.json").read_text())["status"] == "alert"
