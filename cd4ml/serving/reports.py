@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from cd4ml.config import Settings
 from cd4ml.errors import Cd4mlError
@@ -94,6 +95,15 @@ class ReportCache:
             self.refresh()
 
 
+def shown_uri(uri: str) -> str:
+    """A tracking URI fit for a web page: without a user or password in it."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
 def mlflow_report_cache(settings: Settings) -> ReportCache:
     """A ReportCache on the configured tracking store and the monitoring experiment."""
     from cd4ml import registry
@@ -101,10 +111,15 @@ def mlflow_report_cache(settings: Settings) -> ReportCache:
 
     clients: list[Any] = []
 
-    def fetch() -> tuple[dict[str, Any], str] | None:
-        if not clients:  # fails fast (ServiceUnreachable) while a remote server is down; tried again next time
-            clients.append(registry.client(settings.tracking))
-        return latest_reported(clients[0], settings.monitoring.experiment)
+    uri = settings.tracking.uri
 
-    where = f"MLflow at {settings.tracking.uri}, experiment {settings.monitoring.experiment}"
+    def fetch() -> tuple[dict[str, Any], str] | None:
+        try:
+            if not clients:  # fails fast (ServiceUnreachable) while a remote server is down; tried again next time
+                clients.append(registry.client(settings.tracking))
+            return latest_reported(clients[0], settings.monitoring.experiment)
+        except Cd4mlError as err:  # the page shows the message: no credentials in it
+            raise type(err)(err.message.replace(uri, shown_uri(uri)), err.hint) from None
+
+    where = f"MLflow at {shown_uri(settings.tracking.uri)}, experiment {settings.monitoring.experiment}"
     return ReportCache(fetch, where, settings.monitoring.report_refresh_seconds)

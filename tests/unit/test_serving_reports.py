@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cd4ml.errors import ServiceUnreachable
-from cd4ml.serving.reports import ReportCache
+from cd4ml.serving.reports import ReportCache, shown_uri
 
 REPORT = {"report_version": 1, "status": "ok"}
 
@@ -65,3 +65,12 @@ def test_the_thread_checks_once_at_start():
     cache.start()
     cache.stop(5)
     assert cache.state.run_id == "run-1"
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("http://mlflow:5000", "http://mlflow:5000"),
+    ("https://user:secret@mlflow.example:8443/path", "https://mlflow.example:8443/path"),
+    ("sqlite:////app/data/mlflow/mlflow.db", "sqlite:////app/data/mlflow/mlflow.db"),
+])
+def test_the_page_never_shows_credentials_of_the_tracking_uri(uri, shown):
+    assert shown_uri(uri) == shown
