@@ -234,3 +234,206 @@ def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> No
             pass
         time.sleep(0.2)
     raise RuntimeError("the server did not become ready")
+
+
+LOAD_SCRIPT = """
+-- /prediction over a fixed set of questions; each answer is checked against the forecasts every
+-- registered version gave to the same question: a version that is not one of them, or a forecast
+-- that is not that version's, is a mixed-version answer.
+local questions = {%(questions)s}
+local expected = {%(expected)s}
+local threads = {}
+
+setup = function(thread)
+  table.insert(threads, thread)
+end
+
+init = function(args)
+  checked, mixed, unknown, malformed, failed, by_version = 0, 0, 0, 0, 0, {}
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%%x+)") or "0", 16) %% 100000)
+end
+
+request = function()
+  local q = questions[math.random(1, #questions)]
+  return wrk.format("GET", "/prediction?date=" .. q[1] .. "&item_nbr=" .. q[2])
+end
+
+response = function(status, headers, body)
+  if status ~= 200 then
+    failed = failed + 1
+    return
+  end
+  local version = body:match('"model_version":%%s*"([^"]*)"')
+  local value = tonumber(body:match('"prediction":%%s*([-%%d.eE+]+)') or "")
+  local day = body:match('"date":%%s*"([^"]*)"')
+  local item = body:match('"item_nbr":%%s*(%%d+)')
+  if not (version and value and day and item) then
+    malformed = malformed + 1
+    return
+  end
+  checked = checked + 1
+  by_version[version] = (by_version[version] or 0) + 1
+  local forecasts = expected[version]
+  if forecasts == nil then
+    unknown = unknown + 1
+    return
+  end
+  local want = forecasts[day .. "/" .. item]
+  if want == nil or math.abs(want - value) > 1e-9 * math.max(1, math.abs(want)) then
+    mixed = mixed + 1
+  end
+end
+
+done = function(summary, latency, requests)
+  local totals = {checked = 0, mixed = 0, unknown = 0, malformed = 0, failed = 0}
+  local versions = {}
+  for _, thread in ipairs(threads) do
+    for name, _ in pairs(totals) do
+      totals[name] = totals[name] + (thread:get(name) or 0)
+    end
+    for version, count in pairs(thread:get("by_version") or {}) do
+      versions[version] = (versions[version] or 0) + count
+    end
+  end
+  local shares = {}
+  for version, count in pairs(versions) do
+    table.insert(shares, "v" .. version .. "=" .. count)
+  end
+  table.sort(shares)
+  local e = summary.errors
+  io.write(string.format(
+    "CD4ML requests=%%d seconds=%%.3f p50_us=%%d p99_us=%%d p999_us=%%d max_us=%%d checked=%%d mixed=%%d unknown=%%d " ..
+    "malformed=%%d non200=%%d connect=%%d read=%%d write=%%d timeout=%%d versions=%%s\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    latency:percentile(99.9), latency.max, totals.checked, totals.mixed, totals.unknown, totals.malformed,
+    totals.failed, e.connect, e.read, e.write, e.timeout, table.concat(shares, ",")))
+end
+"""
+
+
+def benchmark_load(settings: Settings, seconds: int = 60, move_every: float = 5.0, connections: int = 8) -> str:
+    """`benchmark --load`: the real gunicorn server driven by wrk (a second process) for `seconds`,
+    while the production alias moves between two registered versions every `move_every` seconds.
+
+    Every answer is checked in wrk (LOAD_SCRIPT): its version must be a registered one and its
+    forecast the one that version gives; anything else is a mixed-version answer.
+    """
+    import shutil
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        return "load benchmark skipped: wrk is not installed (apt-get install wrk)"
+    with tempfile.TemporaryDirectory(prefix="cd4ml-load-") as scratch:
+        tracking_port = _free_port()
+        mlflow_server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
+             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+        try:
+            tracking_uri = f"http://127.0.0.1:{tracking_port}"
+            _wait_ready(tracking_uri, mlflow_server)
+            return _load(settings, seconds, move_every, connections, scratch, tracking_uri)
+        finally:
+            mlflow_server.terminate()
+            mlflow_server.wait(timeout=30)
+
+
+def _load(settings: Settings, seconds: int, move_every: float, connections: int, scratch: str, tracking_uri: str) -> str:
+    import threading
+
+    import requests
+    from mlflow import MlflowClient
+
+    from cd4ml import registry
+
+    env = dict(os.environ)
+    env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+                "CD4ML_DATA_SOURCE": str(settings.data.source), "CD4ML_SERVING_POLL_SECONDS": "0.5"})
+    env.pop("FLUENTD_HOST", None)
+    cli = [sys.executable, str(settings.paths.root / "run_python_script.py")]
+    for trees in (50, 100):  # two accepted versions that forecast differently
+        params = Path(scratch) / f"params-{trees}.toml"
+        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
+        for command in ("pipeline", "acceptance", "deploy"):
+            subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    client, name = MlflowClient(tracking_uri), settings.tracking.registered_model
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([*cli, "--params", str(settings.params_file), "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(url, server)
+        items = sorted(settings.data.items or [99197])
+        days = [f"2017-01-{d:02d}" for d in range(1, 29)]
+        questions = [(day, item) for day in days for item in items]
+        expected: dict[str, dict[str, float]] = {}
+        for version in ("1", "2"):  # every version's forecasts, asked while it alone is in production
+            registry.rollback(client, name, to=version)
+            requests.post(f"{url}/reload", headers={"Authorization": "Bearer benchmark-token"}, timeout=30)
+            _until_served(url, version)
+            expected[version] = {
+                f"{day}/{item}": requests.get(f"{url}/prediction", params={"date": day, "item_nbr": item}, timeout=5).json()["prediction"]
+                for day, item in questions
+            }
+        differ = sum(expected["1"][k] != expected["2"][k] for k in expected["1"])
+        script = Path(scratch) / "load.lua"
+        script.write_text(LOAD_SCRIPT % {
+            "questions": ", ".join(f'{{"{d}", {i}}}' for d, i in questions),
+            "expected": ", ".join(
+                f'["{v}"] = {{' + ", ".join(f'["{k}"] = {f!r}' for k, f in forecasts.items()) + "}"
+                for v, forecasts in expected.items()),
+        })
+
+        moves: list[str] = []
+        stop = threading.Event()
+
+        def move_alias() -> None:  # what `rollback --to N` does, every move_every seconds
+            version = "2"
+            while not stop.wait(move_every):
+                version = "1" if version == "2" else "2"
+                moves.append(str(registry.rollback(client, name, to=version)))
+
+        mover = threading.Thread(target=move_alias, daemon=True)
+        mover.start()
+        try:
+            done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+                                  capture_output=True, text=True, timeout=seconds + 120)
+        finally:
+            stop.set()
+            mover.join(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    found = _find(r"CD4ML (.*)", done.stdout)
+    if found is None:
+        return f"load benchmark failed: wrk said\n{done.stdout}{done.stderr}"
+    r = {k: v for k, v in (pair.split("=", 1) for pair in found.split())}
+    requests_made, duration = int(r["requests"]), float(r["seconds"])
+    errors = sum(int(r[k]) for k in ("non200", "connect", "read", "write", "timeout", "malformed"))
+    ms = lambda key: f"{int(r[key]) / 1000:.2f} ms"  # noqa: E731
+    return "\n".join([
+        f"load: the model server (gunicorn, {settings.serving.workers} workers, events to a JSONL file, registry on a "
+        f"local `mlflow server`) under wrk (2 threads, {connections} connections) for {duration:.1f} s, /prediction over "
+        f"{len(questions)} questions; production moved between v1 and v2 every {move_every:g} s ({len(moves)} moves)",
+        f"  requests/s      {requests_made / duration:>10,.0f}   ({requests_made:,} requests)",
+        f"  latency         p50 {ms('p50_us')}   p99 {ms('p99_us')}   p99.9 {ms('p999_us')}   max {ms('max_us')}",
+        f"  errors          {errors}   (non-2xx {r['non200']}, malformed {r['malformed']}, socket connect {r['connect']} "
+        f"read {r['read']} write {r['write']} timeout {r['timeout']})",
+        f"  mixed versions  {int(r['mixed']) + int(r['unknown'])}   ({int(r['checked']):,} answers checked against the "
+        f"forecasts of their version; {differ} of {len(questions)} questions are answered differently by v1 and v2; "
+        f"answers by version: {r['versions']})",
+    ])
+
+
+def _until_served(url: str, version: str, seconds: float = 60) -> None:
+    """Until 20 answers in a row come from `version` (so every worker has it)."""
+    import requests
+
+    deadline, streak = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline and streak < 20:
+        streak = streak + 1 if requests.get(f"{url}/version", timeout=5).json().get("model_version") == version else 0
+        time.sleep(0.02)
+    if streak < 20:
+        raise RuntimeError(f"the server did not move to version {version} within {seconds} s")

@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rows", default=None, metavar="N,N,...",
                        help='with --size full: the sizes to measure, e.g. "1000000,all" (default: 1000000,10000000,all)')
     bench.add_argument("--no-accuracy", action="store_true", help="with --size full: skip the accuracy comparison")
+    bench.add_argument("--load", action="store_true",
+                       help="only the model server under wrk, with the production alias moved every 5 s: requests/s, "
+                            "p50/p99/p99.9, errors and mixed-version answers")
+    bench.add_argument("--seconds", type=int, default=60, help="with --load: how long wrk drives the server (default: 60)")
     bench.set_defaults(handler=_benchmark)
 
     mon = commands.add_parser("monitor", parents=[common], help="what the model does in the wild: volume, latency, drift, live accuracy",
@@ -413,6 +417,18 @@ def _benchmark(args: argparse.Namespace) -> int:
     from cd4ml.benchmark import benchmark_pipeline
 
     settings = _settings(args)
+    if getattr(args, "load", False):
+        from dataclasses import replace
+
+        from cd4ml.benchmark import benchmark_load, workshop_data
+
+        if args.seconds < 1:
+            from cd4ml.errors import ConfigError
+
+            raise ConfigError(f"--seconds must be a whole number of seconds >= 1; got {args.seconds}.")
+        source = args.data.resolve() if args.data else workshop_data(settings)
+        print(benchmark_load(replace(settings, data=replace(settings.data, source=source)), args.seconds), flush=True)
+        return EXIT_OK
     if getattr(args, "monitor", False):
         from cd4ml.monitoring.benchmark import benchmark_monitor
 
