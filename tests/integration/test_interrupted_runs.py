@@ -50,6 +50,13 @@ def test_a_killed_pipeline_leaves_no_run_running(embedded, workshop_data):
                          30, "the run to end")
         assert ended.info.status == "FAILED"
         assert not running_runs(client)
+        # Nothing half-written is deployed: the killed run is not recorded as the last run, and
+        # deploy refuses it by id (the gate never judged it).
+        from cd4ml.cli import main
+
+        assert not (embedded / "last_run.json").exists()
+        assert main(["deploy", "--run-id", run.info.run_id]) == 4
+        assert not client.search_registered_models()
     finally:
         if pipeline.poll() is None:
             os.killpg(pipeline.pid, signal.SIGKILL)
