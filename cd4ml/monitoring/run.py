@@ -29,7 +29,7 @@ from cd4ml.monitoring import report as reports
 from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy, merge_latest
 from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.events_source import (
-    ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
+    MIN_PART_BYTES, ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
 )
 from cd4ml.monitoring.profile import PROFILE_ARTIFACT, read_profile
 from cd4ml.progress import Reporter
@@ -75,7 +75,7 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
 
 def gather(
     source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None = None, pause_gc: bool = True,
-    processes: int = 1, min_part_bytes: int | None = None,
+    processes: int = 1, min_part_bytes: int = MIN_PART_BYTES,
 ) -> tuple[EventStats, LatestForecasts | None]:
     """One pass over the events in the window: aggregates, and the join with the actuals.
 
@@ -86,8 +86,7 @@ def gather(
     first ones in forked processes, this one reading the last; their aggregates are merged in
     file order, the same as one pass (forecast sums to rounding). Memory stays flat: each part
     keeps the same bounded aggregates."""
-    parts = source.parts(processes, **({"min_part_bytes": min_part_bytes} if min_part_bytes else {})) \
-        if processes > 1 and isinstance(source, JsonlEvents) else [source]
+    parts = source.parts(processes, min_part_bytes) if isinstance(source, JsonlEvents) else [source]
     if len(parts) == 1:
         return _one_pass(source, window, actuals, pause_gc)
     context = multiprocessing.get_context("fork")  # the parts share the actuals without copying them
