@@ -29,6 +29,7 @@ from cd4ml.problems import get_problem
 from cd4ml.progress import Reporter
 
 PROBE_BYTES = 4 << 20  # the tail of train.csv read first: its last dates
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 PLOT_ROWS = 20_000  # validation rows drawn in the scatter plot and used for permutation importance
 
 
@@ -57,6 +58,7 @@ def plan(partitions: Any, settings: Settings) -> scale.ScanSpec:
 
 def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any, partitions: Any) -> Scan:
     """Plan, scan every partition (threads here, or tasks on a Dask cluster), finish."""
+    return_freed_memory()
     spec = plan(partitions, settings)
     progress = reporter.progress("scan")
     address = settings.scale.dask_scheduler
@@ -93,6 +95,24 @@ def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any,
     del part
     release_memory()
     return Scan(scanned, spec, partitions, source, source.fingerprint(sha256), engine)
+
+
+def return_freed_memory() -> None:
+    """Make freed buffers go back to the system at once, so the pass's peak is what it holds:
+    Arrow allocates from the system allocator (its default keeps freed pages for reuse), and
+    glibc maps blocks of 1 MiB and more on their own (by default the threshold grows as large
+    arrays are freed, and they then stay in the heap). On 10 M rows: peak 817 -> 686 MB, for
+    about 20% more CPU time (the kernel maps and zeroes those pages each time)."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    libc = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
+    if mallopt is not None:  # glibc only
+        mallopt(M_MMAP_THRESHOLD, 1 << 20)
 
 
 def release_memory() -> None:
