@@ -1,7 +1,10 @@
 """Corrupt data files through the real pipeline command (embedded MLflow store): a truncated last
 line, a value of the wrong type, binary garbage. Each bad row is reported with its file and line;
 a run with more bad rows than params.toml's [data] max_bad_rows fails (exit 2) before anything is
-trained or recorded; a run within the threshold says which rows it skipped."""
+trained or recorded; a run within the threshold says which rows it skipped.
+
+The tests share one data folder and its MLflow store (creating a store takes seconds); each starts
+without the last test's last_run.json and counts the finished runs its own command added."""
 
 from __future__ import annotations
 
@@ -44,26 +47,46 @@ def params(tmp_path: Path, max_bad_rows: int) -> Path:
     return path
 
 
-def finished_runs(embedded: Path) -> list:
+def finished_runs(embedded: Path) -> set[str]:
     db = embedded / "mlflow" / "mlflow.db"
     if not db.exists():
-        return []
+        return set()
     client = MlflowClient(f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("sales-forecast")
     if experiment is None:
-        return []
-    return client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+        return set()
+    return {run.info.run_id for run in client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")}
+
+
+@pytest.fixture(scope="module")
+def shared_data(tmp_path_factory) -> Path:
+    """One data folder for the module, its embedded store (data/mlflow/mlflow.db) made once."""
+    folder = tmp_path_factory.mktemp("corrupt-data")
+    (folder / "mlflow").mkdir()
+    MlflowClient(f"sqlite:///{folder / 'mlflow' / 'mlflow.db'}").search_experiments()
+    return folder
+
+
+@pytest.fixture
+def embedded(shared_data, monkeypatch) -> Path:
+    """The embedded default in the shared data folder, without the last test's last_run.json."""
+    monkeypatch.setenv("CD4ML_DATA_DIR", str(shared_data))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
+    (shared_data / "last_run.json").unlink(missing_ok=True)
+    return shared_data
 
 
 @pytest.mark.parametrize("kind", list(DAMAGE))
 def test_a_bad_row_fails_the_run_with_file_line_and_value_and_nothing_is_trained(kind, embedded, tiny_data, tmp_path, capsys):
     path, (line,) = damaged(tiny_data, tmp_path, kind)
+    before = finished_runs(embedded)
     code = main(["pipeline", "--data", str(path), "--items", "all"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {path} line {line}: "), err
     assert DAMAGE[kind][1] in err, err
-    assert not (embedded / "last_run.json").exists() and not finished_runs(embedded)
+    assert not (embedded / "last_run.json").exists() and finished_runs(embedded) == before
 
 
 def test_bad_rows_within_the_params_threshold_are_skipped_and_each_is_reported(embedded, tiny_data, tmp_path, capsys):
@@ -79,7 +102,8 @@ def test_bad_rows_within_the_params_threshold_are_skipped_and_each_is_reported(e
 
 def test_more_bad_rows_than_the_params_threshold_fail_the_run(embedded, tiny_data, tmp_path, capsys):
     path, lines = damaged(tiny_data, tmp_path, "wrong type", "binary garbage", "truncated last line")
+    before = finished_runs(embedded)
     code = main(["--params", str(params(tmp_path, 2)), "pipeline", "--data", str(path), "--items", "all"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and "more than 2 bad row(s)" in err and f"line {lines[-1]}" in err, err
-    assert not (embedded / "last_run.json").exists() and not finished_runs(embedded)
+    assert not (embedded / "last_run.json").exists() and finished_runs(embedded) == before

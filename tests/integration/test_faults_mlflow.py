@@ -1,6 +1,8 @@
 """MLflow down, and a production version whose artifacts are gone or corrupt, against real processes:
-an `mlflow server` killed and started again on the same port, the CLI in fresh processes, and
-`serve` (gunicorn, two workers, polling the registry every 0.5 s).
+an `mlflow server` killed and started again on the same port, and `serve` (gunicorn, two workers,
+polling the registry every 0.5 s). The CLI runs in this process (cd4ml.cli.main, everything it
+prints caught, see tests.real_stack.cli_here), and once in a fresh one, as a user runs it. One run,
+trained and accepted once for the module, is each test's v1 of a registered model of its own.
 
 What is guaranteed:
   pipeline, acceptance, deploy   one line `error: ...`, exit 3; the gate fails closed (no verdict is
@@ -21,7 +23,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.real_stack import MlflowServer, Server, cli, cli_env, deliver, every_worker
+from tests.real_stack import MlflowServer, Server, cli, cli_env, cli_here, every_worker
 
 MILK = {"date": "2016-08-01", "item_nbr": 99197}
 
@@ -31,6 +33,22 @@ def mlflow(tmp_path_factory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-faults")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def accepted(mlflow, tiny_data, tmp_path_factory) -> str:
+    """The id of a run the CLI trained on the tiny data and the gate accepted (training takes seconds)."""
+    env = cli_env(tmp_path_factory.mktemp("accepted"), mlflow.url)
+    for argv in (["pipeline", "--data", str(tiny_data)], ["acceptance"]):
+        done = cli_here(env, *argv)
+        assert done.returncode == 0, f"{argv[0]} failed ({done.returncode}): {done.stdout}{done.stderr}"
+    return json.loads((Path(env["CD4ML_DATA_DIR"]) / "last_run.json").read_text())["run_id"]
+
+
+def deploy_v1(env: dict[str, str], run_id: str) -> None:
+    """`deploy --run-id`: the accepted run becomes v1, in production, of this test's registered model."""
+    done = cli_here(env, "deploy", "--run-id", run_id)
+    assert done.returncode == 0 and "nothing -> v1" in done.stdout, f"{done.stdout}{done.stderr}"
 
 
 @pytest.fixture
@@ -51,17 +69,17 @@ def one_line_exit_3(done) -> str:
     return err
 
 
-def test_pipeline_acceptance_and_deploy_with_mlflow_down_end_in_one_line_and_exit_3(up, tiny_data, tmp_path):
+def test_pipeline_acceptance_and_deploy_with_mlflow_down_end_in_one_line_and_exit_3(up, accepted, tiny_data, tmp_path):
     env = cli_env(tmp_path, up.url)
-    deliver(env, tiny_data)  # v1 in production
-    assert cli(env, "pipeline", "--data", str(tiny_data)).returncode == 0  # a second run, not yet judged
+    deploy_v1(env, accepted)
+    assert cli_here(env, "pipeline", "--data", str(tiny_data)).returncode == 0  # a second run, not yet judged
     waiting = json.loads((tmp_path / "data/last_run.json").read_text())["run_id"]
 
     up.stop()
-    one_line_exit_3(cli(env, "pipeline", "--data", str(tiny_data)))
-    one_line_exit_3(cli(env, "acceptance"))  # fails closed: no verdict, not 0
-    one_line_exit_3(cli(env, "deploy"))
-    one_line_exit_3(cli(env, "rollback"))
+    one_line_exit_3(cli(env, "pipeline", "--data", str(tiny_data)))  # a fresh process, as a user runs it
+    one_line_exit_3(cli_here(env, "acceptance"))  # fails closed: no verdict, not 0
+    one_line_exit_3(cli_here(env, "deploy"))
+    one_line_exit_3(cli_here(env, "rollback"))
 
     up.start()
     client = MlflowClient(up.url)
@@ -74,9 +92,9 @@ def test_pipeline_acceptance_and_deploy_with_mlflow_down_end_in_one_line_and_exi
     assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
 
 
-def test_serve_through_mlflow_outages_not_ready_then_ready_then_keeps_its_model(up, tiny_data, tmp_path):
+def test_serve_through_mlflow_outages_not_ready_then_ready_then_keeps_its_model(up, accepted, tmp_path):
     env = cli_env(tmp_path, up.url)
-    deliver(env, tiny_data)
+    deploy_v1(env, accepted)
     up.stop()
     server = Server(env, tmp_path / "server.log")
     try:
@@ -121,22 +139,22 @@ def break_corrupt(model_dir: Path) -> None:
 
 
 def test_production_moved_to_a_version_with_missing_or_corrupt_artifacts_keeps_the_served_model(
-    up, tiny_data, tmp_path
+    up, accepted, tiny_data, tmp_path
 ):
     env = cli_env(tmp_path, up.url)
-    deliver(env, tiny_data)
+    deploy_v1(env, accepted)
     server = Server(env, tmp_path / "server.log")
     try:
         server.wait_ready()
         server.wait_logged("serving model version 1")
         name = env["CD4ML_TRACKING_REGISTERED_MODEL"]
         for version, damage, words in (("2", break_missing, "cannot read"), ("3", break_corrupt, "cannot load")):
-            assert cli(env, "pipeline", "--data", str(tiny_data)).returncode == 0
-            assert cli(env, "acceptance").returncode == 0
+            assert cli_here(env, "pipeline", "--data", str(tiny_data)).returncode == 0
+            assert cli_here(env, "acceptance").returncode == 0
             model_id = json.loads((tmp_path / "data/last_run.json").read_text())["model_uri"].rsplit("/", 1)[1]
             (model_dir,) = [p for p in up.artifacts.rglob(model_id) if p.is_dir()]
             damage(model_dir)
-            done = cli(env, "deploy")
+            done = cli_here(env, "deploy")
             assert done.returncode == 0, done.stderr  # the registry takes it: only loading can tell
             assert f"-> v{version}" in done.stdout
 
@@ -153,12 +171,12 @@ def test_production_moved_to_a_version_with_missing_or_corrupt_artifacts_keeps_t
             if version == "2":
                 # The gate cannot compare a challenger with a champion it cannot load: it fails closed,
                 # in one line, exit 2, naming the fix.
-                assert cli(env, "pipeline", "--data", str(tiny_data)).returncode == 0  # a challenger
-                gate = cli(env, "acceptance")
+                assert cli_here(env, "pipeline", "--data", str(tiny_data)).returncode == 0  # a challenger
+                gate = cli_here(env, "acceptance")
                 err = gate.stderr.strip()
                 assert gate.returncode == 2 and len(err.splitlines()) == 1, err
                 assert f"{words} models:/{name}/{version}" in err and "roll back or redeploy" in err
-                assert cli(env, "rollback", "--to", "1").returncode == 0
+                assert cli_here(env, "rollback", "--to", "1").returncode == 0
     finally:
         server.stop()
     log = server.log.read_text()
