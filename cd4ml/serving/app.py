@@ -89,11 +89,17 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, rep
 
 
 def close_services(app: Flask, timeout: float = 5.0) -> None:
-    """Stop polling and flush the prediction events (at worker exit)."""
+    """Stop polling, flush the prediction events and log how many were sent and dropped (at worker exit)."""
     found: Services | None = app.extensions.get("cd4ml")
     if found is not None:
         found.store.stop(timeout)
         found.sink.close(timeout)
+        events = found.sink.stats()
+        where = events.get("address") or events.get("path")
+        logging.getLogger(__name__).log(
+            logging.WARNING if events["dropped"] else logging.INFO,
+            "prediction events at exit: %d sent, %d dropped (%s %s)", events["sent"], events["dropped"], events["sink"], where,
+        )
         if found.reports is not None:
             found.reports.stop(timeout)
 

@@ -8,6 +8,7 @@ in_forward receives them from fluent-logger).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ import msgpack
 import pytest
 
 from cd4ml.events import FluentSink
-from cd4ml.serving.app import create_app
+from cd4ml.serving.app import close_services, create_app
 from cd4ml.serving.model_store import ModelStore
 from tests.conftest import free_port
 from tests.serving_helpers import SCHEMA, TIMESTAMP, Registry, an_event, loaded, model_a, serving_settings, wait_for
@@ -180,3 +181,20 @@ def test_the_retry_buffer_is_bounded_and_its_overflow_counted():
     sink.close(timeout=2)
     assert dropped_before_close >= 80  # discarded from the buffer while fluentd was down
     assert sink.stats()["dropped"] == 100 and sink.stats()["sent"] == 0
+
+
+def test_a_worker_reports_its_sent_and_dropped_events_in_its_log_at_exit(tiny_data, caplog):
+    port = free_port()  # fluentd unreachable
+    store = ModelStore(Registry(loaded(model_a(tiny_data), "1")), poll_seconds=0)
+    store.refresh()
+    sink = FluentSink("127.0.0.1", port, timeout=0.5)
+    app = create_app(serving_settings(fluentd_host="127.0.0.1", fluentd_port=port), store, sink)
+    client = app.test_client()
+    for day in range(1, 11):
+        assert client.get(f"/prediction?date=2016-08-{day:02d}&item_nbr=99197").status_code == 200
+    wait_for(lambda: sink.stats()["queued"] == 0, what="the sender trying every event")
+    with caplog.at_level(logging.INFO, logger="cd4ml.serving.app"):
+        close_services(app, timeout=2)
+    (line,) = [r for r in caplog.records if "prediction events at exit" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == f"prediction events at exit: 0 sent, 10 dropped (fluentd 127.0.0.1:{port})"
