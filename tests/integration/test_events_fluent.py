@@ -26,11 +26,11 @@ from tests.serving_helpers import SCHEMA, TIMESTAMP, Registry, an_event, loaded,
 class Listener:
     """A TCP server on a free localhost port; `read` decides whether it ever reads what it gets."""
 
-    def __init__(self, read: bool) -> None:
+    def __init__(self, read: bool, port: int = 0) -> None:
         self.read = read
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
-        self.server.bind(("127.0.0.1", 0))
+        self.server.bind(("127.0.0.1", port))
         self.server.listen(64)
         self.port = self.server.getsockname()[1]
         self.connections: list[socket.socket] = []
@@ -198,3 +198,28 @@ def test_a_worker_reports_its_sent_and_dropped_events_in_its_log_at_exit(tiny_da
     (line,) = [r for r in caplog.records if "prediction events at exit" in r.getMessage()]
     assert line.levelno == logging.WARNING
     assert line.getMessage() == f"prediction events at exit: 0 sent, 10 dropped (fluentd 127.0.0.1:{port})"
+
+
+def test_events_sent_while_fluentd_was_down_reach_it_when_it_is_back():
+    """After a failed connection the sender waits retry_seconds before the next (cheap while fluentd is
+    down), keeping what it could not send; then it connects again and delivers it all, in order."""
+    port = free_port()
+    sink = FluentSink("127.0.0.1", port, timeout=0.5, retry_seconds=0.2)
+    for i in range(20):
+        sink.emit(an_event(item_nbr=i))
+    wait_for(lambda: sink.stats()["queued"] == 0, what="the sender trying every event")
+    assert sink.stats()["sent"] == 0 and sink.stats()["dropped"] == 0  # waiting in the retry buffer
+    back = Listener(read=True, port=port)
+    try:
+        deadline = time.monotonic() + 10
+        i = 20
+        while len(back.messages) < i and time.monotonic() < deadline:
+            sink.emit(an_event(item_nbr=i))  # the next event after the wait brings the others along
+            i += 1
+            time.sleep(0.05)
+        sink.close()
+        wait_for(lambda: len(back.messages) == i, what=f"all {i} events at the listener")
+        assert [record["item_nbr"] for _, _, record in back.messages] == list(range(i))
+        assert sink.stats()["sent"] == i and sink.stats()["dropped"] == 0
+    finally:
+        back.close()
