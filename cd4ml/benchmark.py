@@ -437,3 +437,147 @@ def _until_served(url: str, version: str, seconds: float = 60) -> None:
         time.sleep(0.02)
     if streak < 20:
         raise RuntimeError(f"the server did not move to version {version} within {seconds} s")
+
+
+FAULT_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("CD4ML requests=%d seconds=%.3f p50_us=%d p99_us=%d p999_us=%d non2xx=%d socket=%d\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    latency:percentile(99.9), e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+class _StallingListener:
+    """A stand-in for a stalled fluentd: accepts every connection and never reads from it."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = self._server.getsockname()[1]
+        self.accepted: list = []
+        threading.Thread(target=self._accept, name="stalling-fluentd", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self._server.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self) -> None:
+        for conn in [self._server, *self.accepted]:
+            conn.close()
+
+
+def benchmark_fluentd_fault(settings: Settings, seconds: int = 10, connections: int = 8, warm_up: int = 3) -> str:
+    """`benchmark --fluentd-fault`: wrk against the real gunicorn server with its prediction events
+    going to the JSONL file (normal), to a fluentd port where nothing listens (unreachable), and to
+    a listener that accepts and never reads (stalling); then normal again, to show the noise.
+
+    One fresh server per phase (FLUENTD_HOST is read at start), `warm_up` seconds of load first (they
+    also fill the socket buffers towards the stalled listener), then `seconds` measured. Dropped
+    events: what the workers log at exit (every worker's count; the sum is shown), and /version.
+    """
+    import shutil
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        return "fluentd fault benchmark skipped: wrk is not installed (apt-get install wrk)"
+    with tempfile.TemporaryDirectory(prefix="cd4ml-fluentd-") as scratch:
+        tracking_port = _free_port()
+        mlflow_server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
+             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+        try:
+            tracking_uri = f"http://127.0.0.1:{tracking_port}"
+            _wait_ready(tracking_uri, mlflow_server)
+            return _fluentd_fault(settings, seconds, connections, warm_up, Path(scratch), tracking_uri)
+        finally:
+            mlflow_server.terminate()
+            mlflow_server.wait(timeout=30)
+
+
+def _fluentd_fault(settings: Settings, seconds: int, connections: int, warm_up: int, scratch: Path,
+                   tracking_uri: str) -> str:
+    env = dict(os.environ)
+    env.update({"CD4ML_DATA_DIR": str(scratch), "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+                "CD4ML_DATA_SOURCE": str(settings.data.source)})
+    env.pop("FLUENTD_HOST", None)
+    cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
+    for command in ("pipeline", "acceptance", "deploy"):
+        subprocess.run([*cli, command], env=env, check=True, capture_output=True, timeout=600)
+    script = scratch / "random.lua"
+    script.write_text(WRK_SCRIPT % {"items": ", ".join(map(str, sorted(settings.data.items or [99197]))),
+                                    "first": 1451606400, "days": 731} + FAULT_DONE)  # 2016-01-01 .. 2017-12-31
+    stalling = _StallingListener()
+    phases = [("JSONL file (normal)", None), ("fluentd unreachable", _free_port()),
+              ("fluentd stalling", stalling.port), ("JSONL file (again)", None)]
+    rows = []
+    try:
+        for label, fluentd_port in phases:
+            phase_env = dict(env)
+            if fluentd_port is not None:
+                phase_env.update({"FLUENTD_HOST": "127.0.0.1", "FLUENTD_PORT": str(fluentd_port)})
+            rows.append((label, _fault_phase(cli, phase_env, script, scratch / f"serve-{len(rows)}.log",
+                                             seconds, connections, warm_up)))
+    finally:
+        stalling.close()
+    normal = rows[0][1]["p99_us"]
+    lines = [
+        f"fluentd fault: the model server (gunicorn, {settings.serving.workers} workers, a fresh one per phase) under wrk "
+        f"(2 threads, {connections} connections), /prediction with random dates and products; {warm_up} s of warm-up, "
+        f"then {seconds} s measured per phase",
+        f"  {'events to':22}{'requests/s':>11}{'p50':>10}{'p99':>10}{'p99.9':>10}{'p99 - normal':>14}{'errors':>8}"
+        f"   dropped events (workers' exit log; /version of one worker)",
+    ]
+    for i, (label, r) in enumerate(rows):
+        delta = "" if i == 0 else f"{(r['p99_us'] - normal) / 1000:+.2f} ms"
+        reported = "" if r["workers"] == settings.serving.workers else f", only {r['workers']} worker(s) reported"
+        lines.append(
+            f"  {label:22}{r['rate']:>11,.0f}{r['p50_us'] / 1000:>7.2f} ms{r['p99_us'] / 1000:>7.2f} ms"
+            f"{r['p999_us'] / 1000:>7.2f} ms{delta:>14}{r['errors']:>8}   {r['dropped']:,} of {r['events']:,} "
+            f"(warm-up included{reported}; {r['version_dropped']:,} in /version)")
+    return "\n".join(lines)
+
+
+def _fault_phase(cli: list[str], env: dict, script: Path, log: Path, seconds: int, connections: int,
+                 warm_up: int) -> dict:
+    """Serve, warm up, measure with wrk, read /version; stop gracefully and read the workers' exit report."""
+    import re
+
+    import requests
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(url, server)
+        subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{warm_up}s", "-s", str(script), url],
+                       capture_output=True, text=True, timeout=warm_up + 60)
+        done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+                              capture_output=True, text=True, timeout=seconds + 60)
+        version_dropped = requests.get(f"{url}/version", timeout=5).json()["events"]["dropped"]
+    finally:
+        server.terminate()  # graceful: each worker flushes its events and logs what it sent and dropped
+        server.wait(timeout=60)
+    found = _find(r"CD4ML (.*)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"wrk said:\n{done.stdout}{done.stderr}")
+    r = {k: float(v) for k, v in (pair.split("=", 1) for pair in found.split())}
+    exits = re.findall(r"prediction events at exit: (\d+) sent, (\d+) dropped", log.read_text(errors="replace"))
+    return {
+        "rate": r["requests"] / r["seconds"], "p50_us": r["p50_us"], "p99_us": r["p99_us"], "p999_us": r["p999_us"],
+        "errors": int(r["non2xx"] + r["socket"]), "version_dropped": version_dropped,
+        "dropped": sum(int(d) for _, d in exits), "events": sum(int(s) + int(d) for s, d in exits), "workers": len(exits),
+    }

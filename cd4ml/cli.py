@@ -131,7 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--load", action="store_true",
                        help="only the model server under wrk, with the production alias moved every 5 s: requests/s, "
                             "p50/p99/p99.9, errors and mixed-version answers")
-    bench.add_argument("--seconds", type=int, default=60, help="with --load: how long wrk drives the server (default: 60)")
+    bench.add_argument("--fluentd-fault", action="store_true",
+                       help="only the model server under wrk with its events to the JSONL file, to an unreachable fluentd "
+                            "and to a stalling one (accepts, never reads): requests/s, p50/p99, p99 against normal, "
+                            "dropped events")
+    bench.add_argument("--seconds", type=int, default=None,
+                       help="with --load: how long wrk drives the server (default: 60); with --fluentd-fault: how long "
+                            "each phase is measured (default: 10)")
     bench.set_defaults(handler=_benchmark)
 
     mon = commands.add_parser("monitor", parents=[common], help="what the model does in the wild: volume, latency, drift, live accuracy",
@@ -417,17 +423,22 @@ def _benchmark(args: argparse.Namespace) -> int:
     from cd4ml.benchmark import benchmark_pipeline
 
     settings = _settings(args)
-    if getattr(args, "load", False):
+    if getattr(args, "load", False) or getattr(args, "fluentd_fault", False):
         from dataclasses import replace
 
-        from cd4ml.benchmark import benchmark_load, workshop_data
+        from cd4ml.benchmark import benchmark_fluentd_fault, benchmark_load, workshop_data
 
-        if args.seconds < 1:
+        seconds = args.seconds if args.seconds is not None else 60 if args.load else 10
+        if seconds < 1:
             from cd4ml.errors import ConfigError
 
-            raise ConfigError(f"--seconds must be a whole number of seconds >= 1; got {args.seconds}.")
+            raise ConfigError(f"--seconds must be a whole number of seconds >= 1; got {seconds}.")
         source = args.data.resolve() if args.data else workshop_data(settings)
-        print(benchmark_load(replace(settings, data=replace(settings.data, source=source)), args.seconds), flush=True)
+        settings = replace(settings, data=replace(settings.data, source=source))
+        if args.load:
+            print(benchmark_load(settings, seconds), flush=True)
+        if args.fluentd_fault:
+            print(benchmark_fluentd_fault(settings, seconds), flush=True)
         return EXIT_OK
     if getattr(args, "monitor", False):
         from cd4ml.monitoring.benchmark import benchmark_monitor
