@@ -20,9 +20,12 @@ from tests.conftest import free_port
 
 @pytest.fixture(scope="module")
 def client():
-    """Two workers in this process (threads): fast to start, and the tasks still run apart."""
+    """Two workers in this process (threads): fast to start, and the tasks still run apart.
+
+    No memory limit: a worker in this process would measure the whole pytest process (every module
+    earlier tests imported, MLflow and scikit-learn included) and pause itself past 80% of it."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
-                      memory_limit="512MiB") as cluster, Client(cluster) as client:
+                      memory_limit=0) as cluster, Client(cluster) as client:
         yield client
 
 
