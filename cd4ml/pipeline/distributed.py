@@ -35,7 +35,7 @@ def dask_client(address: str, workers: int = 2, memory_limit: str = "1GiB",
     if address == LOCAL:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-            dashboard_address=None, silence_logs=40,
+            dashboard_address=":0", silence_logs=40,  # its HTTP server on a free port
         )
         try:
             with Client(cluster) as client:

@@ -24,7 +24,7 @@ def client():
 
     No memory limit: a worker in this process would measure the whole pytest process (every module
     earlier tests imported, MLflow and scikit-learn included) and pause itself past 80% of it."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                       memory_limit=0) as cluster, Client(cluster) as client:
         yield client
 
