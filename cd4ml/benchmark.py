@@ -5,6 +5,7 @@ Figures come from real runs on this machine; nothing here is asserted in a test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -15,6 +16,7 @@ import time
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 from cd4ml.config import Settings
 from cd4ml.problems import get_problem
@@ -133,19 +135,8 @@ def benchmark_server(settings: Settings, seconds: int = 10) -> str:
     if shutil.which("wrk") is None:
         return "server benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-bench-") as scratch:
-        tracking_port = _free_port()
-        mlflow_server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
-             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
-        try:
-            _wait_ready(f"http://127.0.0.1:{tracking_port}", mlflow_server)
-            return _serve_and_measure(settings, seconds, scratch, f"http://127.0.0.1:{tracking_port}")
-        finally:
-            mlflow_server.terminate()
-            mlflow_server.wait(timeout=30)
+        with _mlflow_server(scratch) as tracking_uri:
+            return _serve_and_measure(settings, seconds, scratch, tracking_uri)
 
 
 def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_uri: str) -> str:
@@ -209,6 +200,25 @@ def _find(pattern: str, text: str) -> str | None:
 
     match = re.search(pattern, text)
     return match.group(1).strip() if match else None
+
+
+@contextlib.contextmanager
+def _mlflow_server(scratch: str) -> Iterator[str]:
+    """A local `mlflow server` on a free port, its store and artifacts in scratch; yields its URI."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
+         "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        _wait_ready(uri, server)
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -324,20 +334,8 @@ def benchmark_load(settings: Settings, seconds: int = 60, move_every: float = 5.
     if shutil.which("wrk") is None:
         return "load benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-load-") as scratch:
-        tracking_port = _free_port()
-        mlflow_server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
-             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
-        try:
-            tracking_uri = f"http://127.0.0.1:{tracking_port}"
-            _wait_ready(tracking_uri, mlflow_server)
+        with _mlflow_server(scratch) as tracking_uri:
             return _load(settings, seconds, move_every, connections, scratch, tracking_uri)
-        finally:
-            mlflow_server.terminate()
-            mlflow_server.wait(timeout=30)
 
 
 def _load(settings: Settings, seconds: int, move_every: float, connections: int, scratch: str, tracking_uri: str) -> str:
@@ -491,20 +489,8 @@ def benchmark_fluentd_fault(settings: Settings, seconds: int = 10, connections: 
     if shutil.which("wrk") is None:
         return "fluentd fault benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-fluentd-") as scratch:
-        tracking_port = _free_port()
-        mlflow_server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(tracking_port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
-             "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        )
-        try:
-            tracking_uri = f"http://127.0.0.1:{tracking_port}"
-            _wait_ready(tracking_uri, mlflow_server)
+        with _mlflow_server(scratch) as tracking_uri:
             return _fluentd_fault(settings, seconds, connections, warm_up, Path(scratch), tracking_uri)
-        finally:
-            mlflow_server.terminate()
-            mlflow_server.wait(timeout=30)
 
 
 def _fluentd_fault(settings: Settings, seconds: int, connections: int, warm_up: int, scratch: Path,
