@@ -39,3 +39,18 @@ def evaluate(actual: np.ndarray, predicted: np.ndarray, perishable: np.ndarray) 
         "nwrmsle": nwrmsle(actual, predicted, weights),
         "mae": mae(actual, predicted),
     }
+
+
+def compare(actual: np.ndarray, perishable: np.ndarray, predicted: np.ndarray, baseline: np.ndarray,
+            expected: np.ndarray | None = None) -> dict[str, float]:
+    """The model's metrics, the baseline's (baseline_*), the best achievable forecast's (best_*,
+    when the expected sales are known) and the share of the r2 gap from baseline to best that
+    the model closes (r2_gap_closed)."""
+    metrics = evaluate(actual, predicted, perishable)
+    metrics.update({f"baseline_{k}": v for k, v in evaluate(actual, baseline, perishable).items()})
+    if expected is not None:
+        metrics.update({f"best_{k}": v for k, v in evaluate(actual, expected, perishable).items()})
+        room = metrics["best_r2"] - metrics["baseline_r2"]
+        if room > 0:
+            metrics["r2_gap_closed"] = (metrics["r2"] - metrics["baseline_r2"]) / room
+    return metrics

@@ -24,7 +24,7 @@ from cd4ml.errors import DataError
 from cd4ml.pipeline import scale
 from cd4ml.pipeline.mode import check_model
 from cd4ml.pipeline.models import make_model, relative_trusted_types
-from cd4ml.pipeline.run import RunResult, _params
+from cd4ml.pipeline.run import RunResult, _params, record
 from cd4ml.problems import get_problem
 from cd4ml.progress import Reporter
 
@@ -195,9 +195,7 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking
         run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
         model_uri=run.model_uri, metrics=trained.metrics, data=data, seconds=seconds,
     )
-    settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.paths.last_run_file.write_text(result.as_json() + "\n")
-    return result
+    return record(settings, result)
 
 
 def _scale_params(settings: Settings) -> dict[str, Any]:

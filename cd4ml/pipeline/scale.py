@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from cd4ml.errors import ConfigError, DataError
-from cd4ml.pipeline.evaluate import evaluate
+from cd4ml.pipeline.evaluate import compare
 from cd4ml.pipeline.mode import check_model
 from cd4ml.pipeline.models import NonNegative, RelativeToLevel, make_model
 
@@ -428,14 +428,8 @@ def train_and_validate_at_scale(
         model.named_steps["model"].fit(encoder.encode_frame(scanned.sample), scanned.sample["target"])
         predicted = predict_frame(model, encoder, scanned.valid)
     actual = scanned.valid["target"]
-    metrics = evaluate(actual, predicted, weights)
     baseline = baseline_predict(scanned.sums, scanned.counts, scanned.valid)
-    metrics.update({f"baseline_{k}": v for k, v in evaluate(actual, baseline, weights).items()})
-    if expected is not None:
-        metrics.update({f"best_{k}": v for k, v in evaluate(actual, expected, weights).items()})
-        room = metrics["best_r2"] - metrics["baseline_r2"]
-        if room > 0:
-            metrics["r2_gap_closed"] = (metrics["r2"] - metrics["baseline_r2"]) / room
+    metrics = compare(actual, weights, predicted, baseline, expected)
     metrics["rows_train"] = float(scanned.train_rows)
     metrics["rows_sample"] = float(len(scanned.sample["day"]))
     metrics["rows_valid"] = float(len(actual))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cd4ml.pipeline.evaluate import evaluate, mae, nwrmsle, r2
+from cd4ml.pipeline.evaluate import compare, evaluate, mae, nwrmsle, r2
 
 
 def test_perfect_predictions_score_perfectly():
@@ -41,3 +41,13 @@ def test_evaluate_weighs_perishables_by_one_and_a_quarter():
 def test_metrics_refuse_empty_input():
     with pytest.raises(ValueError, match="no rows"):
         evaluate(np.array([]), np.array([]), perishable=np.array([], dtype=bool))
+
+
+def test_compare_scores_model_baseline_and_best_and_the_gap_closed():
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    perishable = np.array([False, True, False, False])
+    metrics = compare(actual, perishable, actual + 0.5, np.full(4, 2.5), expected=actual)
+    assert metrics["r2"] == evaluate(actual, actual + 0.5, perishable)["r2"] == 0.8
+    assert metrics["baseline_r2"] == 0.0 and metrics["best_r2"] == 1.0
+    assert metrics["r2_gap_closed"] == 0.8
+    assert "best_r2" not in compare(actual, perishable, actual, actual)
