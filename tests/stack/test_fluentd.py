@@ -215,7 +215,7 @@ def test_elasticsearch_store_starts_and_keeps_events_while_elasticsearch_is_down
 
 def test_elasticsearch_store_has_no_unknown_top_level_typos(elasticsearch_store):
     allowed = {"@type", "@id", "host", "port", "scheme", "user", "password", "logstash_format",
-               "logstash_prefix", "logstash_dateformat", "utc_index", "suppress_type_name",
+               "logstash_prefix", "logstash_dateformat", "utc_index",
                "verify_es_version_at_startup", "default_elasticsearch_version", "reconnect_on_error",
                "reload_on_failure", "reload_connections", "request_timeout", "log_es_400_reason",
                "include_timestamp", "time_key", "logstash_prefix_separator"}
@@ -227,14 +227,114 @@ def test_elasticsearch_store_has_no_unknown_top_level_typos(elasticsearch_store)
 def test_fluentd_image_pins_plugin_and_client_to_the_elasticsearch_major(services):
     text = read("fluentd/Dockerfile")
     assert re.search(r"^FROM fluent/fluentd:v1\.\d+\.\d+-debian-\d+\.\d+$", text, re.MULTILINE)
-    plugin = re.search(r"gem install [^\n]*fluent-plugin-elasticsearch -v (\d+)\.\d+\.\d+", text)
-    client = re.search(r"gem install [^\n]*\belasticsearch -v (\d+)\.\d+\.\d+", text)
-    assert plugin and int(plugin.group(1)) >= 6, "fluent-plugin-elasticsearch 6.x or later"
+    gems = gem_pins(text)
+    assert int(gems["fluent-plugin-elasticsearch"].split(".")[0]) >= 6, "fluent-plugin-elasticsearch 6.x or later"
     server_major = services["elasticsearch"]["image"].rsplit(":", 1)[1].split(".")[0]
-    assert client and client.group(1) == server_major, "the elasticsearch gem must match the server's major"
+    assert gems["elasticsearch"].split(".")[0] == server_major, "the elasticsearch gem must match the server's major"
+    assert "--conservative" in text  # a later gem in the list does not upgrade an earlier pin
 
 
 def test_fluentd_image_installs_as_root_then_drops_back_to_fluent():
     users = re.findall(r"^USER (\S+)", read("fluentd/Dockerfile"), re.MULTILINE)
     assert users[0] in {"0", "root"} and users[-1] == "fluent"
     assert "COPY fluent.conf /fluentd/etc/fluent.conf" in read("fluentd/Dockerfile")
+
+
+# --- what fluentd really sends to Elasticsearch 9 ------------------------------------------------
+# fluent-plugin-elasticsearch 6.0.0, lib/fluent/plugin/out_elasticsearch.rb (configure): the ES 9
+# Content-Type and Accept (PR #1064) are set in the `else` branch of
+# `if @suppress_type_name && @last_seen_major_version >= 7`, so suppress_type_name skips them; the
+# bulk request then carries an unversioned Accept beside the client's versioned one and
+# Elasticsearch answers 400 media_type_header_exception. For ES >= 8 the plugin leaves `_type`
+# out anyway (`meta["_type"] = target_type unless @last_seen_major_version >= 8`).
+
+# The elasticsearch gem's releases that fix `update_ndjson_headers!` (elastic/elasticsearch-ruby
+# CHANGELOG.md, PR #2974: NoMethodError when Content-Type lacks compatible-with), by minor.
+FIXED_ELASTICSEARCH_GEM = {(9, 2): 3, (9, 3): 4, (9, 4): 3}
+FIRST_FIXED_MINOR = (9, 5)
+
+
+def gem_pins(dockerfile_text: str) -> dict[str, str]:
+    """Every gem the Dockerfile installs, by name: `gem install NAME:VERSION` or `NAME -v VERSION`."""
+    pins = {}
+    for command in re.findall(r"gem install ([^&\n]+)", dockerfile_text.replace("\\\n", " ")):
+        words = [w for w in command.split() if not w.startswith("--")]
+        i = 0
+        while i < len(words):
+            name, _, version = words[i].partition(":")
+            if i + 2 < len(words) + 1 and i + 1 < len(words) and words[i + 1] == "-v":
+                version, i = words[i + 2], i + 2
+            pins[name] = version
+            i += 1
+    return pins
+
+
+def elasticsearch_gem_problem(version: str) -> str | None:
+    """Why this elasticsearch gem breaks bulk requests to Elasticsearch 9, or None."""
+    major, minor, patch = (int(part) for part in version.split(".")[:3])
+    if major != 9:
+        return f"the elasticsearch gem {version} is not 9.x, the server's major"
+    if (major, minor) >= FIRST_FIXED_MINOR:
+        return None
+    fixed = FIXED_ELASTICSEARCH_GEM.get((major, minor))
+    if fixed is None or patch < fixed:
+        return f"the elasticsearch gem {version} has elastic/elasticsearch-ruby#2973; use 9.2.3, 9.3.4, 9.4.3 or 9.5.0+"
+    return None
+
+
+def suppress_type_name_problem(store_params: dict[str, str], plugin: str, server_major: int) -> str | None:
+    """Why suppress_type_name breaks this plugin against this server, or None."""
+    if store_params.get("suppress_type_name") == "true" and plugin.startswith("6.") and server_major >= 9:
+        return "suppress_type_name true skips plugin 6.x's ES 9 headers: remove it (ES >= 8 has no _type)"
+    return None
+
+
+@pytest.mark.parametrize("version,broken", [
+    ("9.2.0", True), ("9.2.2", True), ("9.2.3", False), ("9.3.3", True), ("9.3.4", False),
+    ("9.4.2", True), ("9.4.3", False), ("9.5.0", False), ("9.1.7", True), ("8.19.0", True),
+])
+def test_elasticsearch_gem_check_knows_the_fixed_releases(version, broken):
+    assert (elasticsearch_gem_problem(version) is not None) is broken
+
+
+def test_suppress_type_name_check_refuses_it_with_plugin_6_against_es_9():
+    assert suppress_type_name_problem({"suppress_type_name": "true"}, "6.0.0", 9)
+    assert suppress_type_name_problem({"suppress_type_name": "true"}, "5.4.4", 9) is None
+    assert suppress_type_name_problem({"suppress_type_name": "true"}, "6.0.0", 8) is None
+    assert suppress_type_name_problem({}, "6.0.0", 9) is None
+
+
+def test_gem_pins_reads_both_spellings():
+    text = "RUN gem install --no-document a:1.2.3 b:4.5.6 \\\n    && gem install --no-document c -v 7.8.9 \\\n"
+    assert gem_pins(text) == {"a": "1.2.3", "b": "4.5.6", "c": "7.8.9"}
+
+
+@pytest.fixture(scope="module")
+def fluentd_gems() -> dict[str, str]:
+    return gem_pins(read("fluentd/Dockerfile"))
+
+
+def test_fluentd_does_not_suppress_type_name_with_plugin_6_against_es_9(elasticsearch_store, fluentd_gems, services):
+    server_major = int(services["elasticsearch"]["image"].rsplit(":", 1)[1].split(".")[0])
+    problem = suppress_type_name_problem(elasticsearch_store.params, fluentd_gems["fluent-plugin-elasticsearch"],
+                                         server_major)
+    assert problem is None, problem
+    assert elasticsearch_store.params["default_elasticsearch_version"] == str(server_major)
+
+
+def test_fluentd_elasticsearch_gem_is_a_fixed_release(fluentd_gems):
+    problem = elasticsearch_gem_problem(fluentd_gems["elasticsearch"])
+    assert problem is None, problem
+
+
+def test_fluentd_pins_the_client_its_transport_and_http_gems(fluentd_gems):
+    for name in ("fluent-plugin-elasticsearch", "elasticsearch", "elasticsearch-api", "elastic-transport",
+                 "faraday", "faraday-excon", "faraday-net_http", "excon"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", fluentd_gems.get(name, "")), f"gem {name} is not pinned"
+    assert fluentd_gems["elasticsearch-api"] == fluentd_gems["elasticsearch"]  # the client pins its api exactly
+
+
+def test_fluentd_image_removes_the_gem_cache_where_rubygems_keeps_it():
+    text = read("fluentd/Dockerfile")
+    assert "/usr/lib/ruby/gems" not in text
+    assert "Gem.dir" in text and "/cache/*.gem" in text
