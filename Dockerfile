@@ -3,7 +3,7 @@
 #   dev      runtime plus the test tools and JupyterLab, for the `dev` service
 # python:3.11-slim is published for linux/amd64 and linux/arm64, and so are the pinned wheels.
 
-ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS runtime
 
@@ -42,9 +42,17 @@ FROM runtime AS dev
 
 ARG JUPYTERLAB_VERSION=4.6.6
 
+# git, so that runs in the box are tagged with their commit; the repo mounted at /app belongs to
+# the host user (docker-compose.yml runs the box as that uid), so git is told it is safe.
+# requirements-ci.txt: the runtime plus the test tools, all with wheels for amd64 and arm64.
 USER 0
-COPY requirements-dev.txt ./
-RUN python3 -m pip install --no-cache-dir -r requirements-dev.txt "jupyterlab==${JUPYTERLAB_VERSION}"
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* \
+    && git config --system --add safe.directory /app
+COPY requirements-ci.txt ./
+RUN python3 -m pip install --no-cache-dir -r requirements-ci.txt "jupyterlab==${JUPYTERLAB_VERSION}"
 
 USER 1000
 EXPOSE 8888

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.stack.files import ROOT, compose_binary, load_yaml, read
+from tests.stack.pins import base_images
 
 # service -> (host port, container port): the workshop's ports.
 PORTS = {
@@ -140,8 +141,8 @@ def tools_in_image(service: dict) -> set[str]:
         return {"curl"}
     if context == "fluentd":
         return {"ruby"}  # the fluentd image has neither curl nor wget
-    if image.startswith("docker.elastic.co/"):
-        return {"curl"}
+    if image.split(":")[0] in {"elasticsearch", "kibana"}:
+        return {"curl"}  # Elastic's images (elastic/dockerfiles, on ubi9-minimal with curl-minimal)
     if image.startswith("nginx:") and "alpine" in image:
         return {"wget"}  # busybox wget
     raise AssertionError(f"no known tools for image {image!r} / build context {context!r}")
@@ -178,23 +179,9 @@ def test_images_are_pinned_and_elastic_versions_match(services):
         image = service["image"]
         repo, _, tag = image.rpartition(":")
         assert repo and re.match(r"\d+\.\d+\.\d+", tag), f"{name}: image {image} is not pinned to a version"
-        if repo.startswith("docker.elastic.co/"):
+        if repo.rsplit("/", 1)[-1] in {"elasticsearch", "kibana"}:
             versions[name] = tag
     assert len(set(versions.values())) == 1, f"Elasticsearch and Kibana must run the same version: {versions}"
-
-
-def base_images(dockerfile: str) -> list[str]:
-    """The images a Dockerfile builds FROM, with ARG defaults filled in and stage names left out."""
-    text = read(dockerfile)
-    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, flags=re.MULTILINE))
-    images, stages = [], set()
-    for image, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?", text, flags=re.MULTILINE | re.IGNORECASE):
-        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
-        if image not in stages:
-            images.append(image)
-        if stage:
-            stages.add(stage)
-    return images
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "jenkins/Dockerfile", "fluentd/Dockerfile"])
@@ -322,6 +309,19 @@ def test_jupyter_requires_a_token(services):
 
 def test_dev_box_mounts_the_repo(services):
     assert ".:/app" in services["dev"]["volumes"]
+
+
+def test_dev_box_runs_as_the_owner_of_the_mounted_repo_and_can_read_its_git_history(services):
+    """The repo is a bind mount owned by the host user: uid 1000 cannot write it on every host,
+    and git refuses a repository another user owns unless it is a safe.directory."""
+    dev = services["dev"]
+    assert dev["user"] == "${CD4ML_UID:-1000}:${CD4ML_GID:-1000}"
+    assert dev["environment"]["HOME"].startswith("/tmp")  # an arbitrary uid has no home of its own
+    dev_stage = re.split(r"^FROM ", read("Dockerfile"), flags=re.MULTILINE)[-1]
+    install = re.search(r"apt-get install[^\n]*", dev_stage)
+    assert install and "git" in install.group(0).split()
+    assert "git config --system --add safe.directory /app" in dev_stage
+    assert "pip install --no-cache-dir -r requirements-ci.txt" in dev_stage  # wheels on amd64 and arm64
 
 
 def test_project_dockerfile_runs_the_model_server_as_a_non_root_user():

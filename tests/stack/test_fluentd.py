@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.stack.files import FLUENT_TAG, ROOT, read
+from tests.stack.pins import gem_pins
 
 
 @dataclass
@@ -252,21 +253,6 @@ def test_fluentd_image_installs_as_root_then_drops_back_to_fluent():
 # CHANGELOG.md, PR #2974: NoMethodError when Content-Type lacks compatible-with), by minor.
 FIXED_ELASTICSEARCH_GEM = {(9, 2): 3, (9, 3): 4, (9, 4): 3}
 FIRST_FIXED_MINOR = (9, 5)
-
-
-def gem_pins(dockerfile_text: str) -> dict[str, str]:
-    """Every gem the Dockerfile installs, by name: `gem install NAME:VERSION` or `NAME -v VERSION`."""
-    pins = {}
-    for command in re.findall(r"gem install ([^&\n]+)", dockerfile_text.replace("\\\n", " ")):
-        words = [w for w in command.split() if not w.startswith("--")]
-        i = 0
-        while i < len(words):
-            name, _, version = words[i].partition(":")
-            if i + 2 < len(words) + 1 and i + 1 < len(words) and words[i + 1] == "-v":
-                version, i = words[i + 2], i + 2
-            pins[name] = version
-            i += 1
-    return pins
 
 
 def elasticsearch_gem_problem(version: str) -> str | None:

@@ -16,7 +16,8 @@ INSTALL = "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.tx
 TEST = ".venv/bin/python -m pytest -q tests/unit"
 # The stages that run our CLI, and the command each must run.
 CLI_STAGES = {"Pipeline": "pipeline", "Acceptance": "acceptance", "Deploy": "deploy"}
-PLUGINS = {"workflow-aggregator", "git", "blueocean", "pipeline-graph-view", "configuration-as-code",
+PLUGINS = {"pipeline-model-definition", "workflow-job", "workflow-cps", "workflow-durable-task-step",
+           "workflow-basic-steps", "git", "blueocean", "pipeline-graph-view", "configuration-as-code",
            "job-dsl", "timestamper"}
 
 
