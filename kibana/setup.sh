@@ -36,7 +36,8 @@ done
 
 say "waiting for Kibana at $KIBANA_URL (up to ${TIMEOUT_SECONDS}s)"
 deadline=$(($(date +%s) + TIMEOUT_SECONDS))
-until [ "$(kibana GET /api/status)" = 200 ] && grep -Eq '"level": *"available"' "$RESPONSE"; do
+# Kibana as a whole (status.overall.level), not any core service or plugin that is available.
+until [ "$(kibana GET /api/status)" = 200 ] && grep -Eq '"overall": *\{[^{}]*"level": *"available"' "$RESPONSE"; do
   if [ "$(date +%s)" -ge "$deadline" ]; then
     say "Kibana was not available within ${TIMEOUT_SECONDS}s"
     exit 1

@@ -317,10 +317,14 @@ def test_es_setup_gives_up_when_elasticsearch_never_answers(clean_env):
     assert "did not answer" in result.stdout
 
 
-def kibana_route(data_view_exists: bool = False, import_succeeds: bool = True) -> Route:
+def kibana_route(data_view_exists: bool = False, import_succeeds: bool = True, overall: str = "available") -> Route:
     def route(method, path, body):
-        if path == "/api/status":
-            return 200, {"status": {"overall": {"level": "available"}}}
+        if path == "/api/status":  # the shape of Kibana's GET /api/status: overall, core, plugins
+            return 200, {"name": "kibana", "version": {"number": "9.5.2"},
+                         "status": {"overall": {"level": overall, "summary": f"Kibana is {overall}"},
+                                    "core": {"elasticsearch": {"level": "available", "summary": "ok"},
+                                             "savedObjects": {"level": "available", "summary": "ok"}},
+                                    "plugins": {"dataViews": {"level": "available", "summary": "ok"}}}}
         if method == "GET" and path.startswith("/api/data_views/data_view/"):
             return (200, {}) if data_view_exists else (404, {})
         if method == "POST" and path == "/api/data_views/data_view":
@@ -368,3 +372,12 @@ def test_kibana_setup_fails_when_the_import_does_not_succeed(clean_env):
         result = run_script("kibana/setup.sh", kibana_env(clean_env, kibana.url))
     assert result.returncode == 1
     assert "the import answered HTTP 200" in result.stdout
+
+
+def test_kibana_setup_waits_for_the_overall_status_not_a_nested_one(clean_env):
+    """Core services and plugins can be available while Kibana as a whole is not."""
+    with FakeServer(kibana_route(overall="degraded")) as kibana:
+        result = run_script("kibana/setup.sh", {**kibana_env(clean_env, kibana.url), "TIMEOUT_SECONDS": "2"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "was not available within 2s" in result.stdout
+    assert not [r for r in kibana.requests if r["path"] != "/api/status"]
