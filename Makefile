@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-dev clean
+.PHONY: run test install install-dev stack-check clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: install
 ## make test: run every test (unit, integration against real processes, browser)
 test: install-dev
 	$(PY) -m pytest -n 2
+
+## make stack-check: after `docker compose up -d --build`, check every part of the stack (one line each)
+stack-check: install
+	$(PY) run_python_script.py stack-check
 
 clean:
 	rm -rf $(VENV) data

@@ -166,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument("--actuals", type=Path, required=True, metavar="PATH", help="the data drop: a workshop CSV or a Kaggle-layout folder")
     feed.add_argument("--data", type=Path, default=None, help="the training data to add to (default: [data] source)")
     feed.set_defaults(handler=_feedback)
+
+    stack = commands.add_parser("stack-check", parents=[common], help="check the docker compose stack, one line per part",
+                                description="Check the workshop stack (docker compose up -d --build): MLflow, Jenkins, the "
+                                            "model server, a forecast's event in Elasticsearch, Kibana, fluentd's buffer. "
+                                            "Exit 0 when every part is ok, 3 when one is not (docs/stack.md).",
+                                epilog=EXIT_CODES)
+    stack.set_defaults(handler=_stack_check)
     return parser
 
 
@@ -500,6 +507,17 @@ def _feedback(args: argparse.Namespace) -> int:
         print("retrain on it: python3 run_python_script.py pipeline && python3 run_python_script.py acceptance "
               "&& python3 run_python_script.py deploy")
     return EXIT_OK
+
+
+def _stack_check(args: argparse.Namespace) -> int:
+    from cd4ml.config import load_stack_settings
+    from cd4ml.errors import EXIT_UNREACHABLE
+    from cd4ml.stack_check import run_checks
+
+    parts = run_checks(load_stack_settings())
+    for part in parts:
+        print(part.line(), flush=True)
+    return EXIT_OK if all(part.ok for part in parts) else EXIT_UNREACHABLE
 
 
 def _profiled(args: argparse.Namespace) -> int:

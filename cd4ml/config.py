@@ -461,3 +461,88 @@ def _selection(value: Any, name: str) -> frozenset[int] | None:
                 f'{name} must be "all" or a list of numbers; got {item!r} in {value!r}.'
             ) from None
     return frozenset(chosen)
+
+
+# --- stack-check: where the workshop stack (docker-compose.yml) answers -------------------------
+
+STACK_DEFAULTS = {  # the ports docker-compose.yml publishes on 127.0.0.1
+    "mlflow_url": "http://127.0.0.1:12000",
+    "jenkins_url": "http://127.0.0.1:10000",
+    "model_url": "http://127.0.0.1:11000",
+    "elasticsearch_url": "http://127.0.0.1:9200",
+    "kibana_url": "http://127.0.0.1:5601",
+    "fluentd_url": "http://127.0.0.1:24220",  # fluentd's monitor agent
+}
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where stack-check looks (CD4ML_STACK_<NAME>_URL overrides each), and as whom."""
+
+    mlflow_url: str
+    jenkins_url: str
+    model_url: str
+    elasticsearch_url: str
+    kibana_url: str
+    fluentd_url: str
+    jenkins_job: str
+    jenkins_user: str
+    elastic_user: str
+    event_seconds: float  # how long a forecast's event may take to be searchable
+    buffer_seconds: float  # at least this long between the two looks at fluentd's buffer
+    timeout_seconds: float  # every HTTP request
+    jenkins_password: str | None = field(default=None, repr=False)
+    elastic_password: str | None = field(default=None, repr=False)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines of a compose .env file (comments, blank lines and quotes dropped); {} if absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    found = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            found[key.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def load_stack_settings(environ: Mapping[str, str] | None = None, root: Path = ROOT) -> StackSettings:
+    """The environment first, then the stack's own .env and Jenkins password file in `root`."""
+    environ = os.environ if environ is None else environ
+    dotenv = read_env_file(root / ".env")
+    urls = {}
+    for name, default in STACK_DEFAULTS.items():
+        variable = f"CD4ML_STACK_{name.upper()}"
+        url = environ.get(variable, "").strip().rstrip("/") or default
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{variable} must start with http:// or https://; got {url!r}.", f"E.g. {variable}={default}.")
+        urls[name] = url
+    try:
+        jenkins_password = (root / "jenkins" / "jenkins-admin-password.txt").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        jenkins_password = None
+    return StackSettings(
+        **urls,
+        jenkins_job=environ.get("CD4ML_STACK_JENKINS_JOB", "cd4ml"),
+        jenkins_user=environ.get("JENKINS_ADMIN_USER") or dotenv.get("JENKINS_ADMIN_USER") or "admin",
+        elastic_user=environ.get("CD4ML_STACK_ELASTIC_USER", "elastic"),
+        event_seconds=_env_seconds(environ, "CD4ML_STACK_EVENT_SECONDS", 60, minimum=0),
+        buffer_seconds=_env_seconds(environ, "CD4ML_STACK_BUFFER_SECONDS", 5, minimum=0),
+        timeout_seconds=_env_seconds(environ, "CD4ML_STACK_TIMEOUT_SECONDS", 5, minimum=0.1),
+        jenkins_password=environ.get("CD4ML_STACK_JENKINS_PASSWORD") or jenkins_password,
+        elastic_password=environ.get("ELASTIC_PASSWORD") or dotenv.get("ELASTIC_PASSWORD") or None,
+    )
+
+
+def _env_seconds(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds; got {text!r}.", f"E.g. {name}={default}.") from None
+    return _number(value, name, minimum=minimum)

@@ -9,8 +9,6 @@ in_forward receives them from fluent-logger).
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
 
 import msgpack
@@ -21,52 +19,7 @@ from cd4ml.serving.app import close_services, create_app
 from cd4ml.serving.model_store import ModelStore
 from tests.conftest import free_port
 from tests.serving_helpers import SCHEMA, TIMESTAMP, Registry, an_event, loaded, model_a, serving_settings, wait_for
-
-
-class Listener:
-    """A TCP server on a free localhost port; `read` decides whether it ever reads what it gets."""
-
-    def __init__(self, read: bool, port: int = 0) -> None:
-        self.read = read
-        self.server = socket.socket()
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
-        self.server.bind(("127.0.0.1", port))
-        self.server.listen(64)
-        self.port = self.server.getsockname()[1]
-        self.connections: list[socket.socket] = []
-        self.messages: list[list] = []
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.connections.append(conn)
-            if self.read:
-                threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        unpacker = msgpack.Unpacker()
-        while True:
-            try:
-                chunk = conn.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            unpacker.feed(chunk)
-            self.messages.extend(unpacker)
-
-    def close(self) -> None:
-        self._closed = True
-        for conn in [self.server, *self.connections]:
-            try:
-                conn.close()
-            except OSError:
-                pass
+from tests.stand_ins import Listener
 
 
 @pytest.fixture

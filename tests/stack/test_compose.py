@@ -20,6 +20,7 @@ PORTS = {
     "dev": (8888, 8888),
     "welcome": (8080, 80),
     "elasticsearch": (9200, 9200),
+    "fluentd": (24220, 24220),  # the monitor agent, read by stack-check
 }
 REQUIRED_SECRETS = {
     "ELASTIC_PASSWORD",

@@ -163,8 +163,20 @@ def test_tag_matching_follows_fluentd(pattern, tag, expected):
 # --- fluent.conf --------------------------------------------------------------------------------
 
 def test_forward_input_listens_on_24224_for_the_model_server(conf):
-    (source,) = conf.all("source")
+    (source,) = [s for s in conf.all("source") if s.params["@type"] == "forward"]
     assert source.params == {"@type": "forward", "port": "24224", "bind": "0.0.0.0"}
+
+
+def test_monitor_agent_shows_the_buffer_to_stack_check_without_the_config(conf, elasticsearch_store, services):
+    """in_monitor_agent (fluentd v1.19.3 lib/fluent/plugin/in_monitor_agent.rb): GET /api/plugins.json?@id=...
+    gives buffer_queue_length, buffer_total_queued_size and retry_count; include_config would show
+    the Elasticsearch password, so it stays off."""
+    from cd4ml.stack_check import FLUENTD_OUTPUT
+
+    (agent,) = [s for s in conf.all("source") if s.params["@type"] == "monitor_agent"]
+    assert agent.params["port"] == "24220" and agent.params["include_config"] == "false"
+    assert elasticsearch_store.params["@id"] == FLUENTD_OUTPUT
+    assert "127.0.0.1:24220:24220" in services["fluentd"]["ports"]
 
 
 def test_prediction_events_are_routed_by_model_glob_and_copied(conf):

@@ -4,17 +4,15 @@ on 127.0.0.1."""
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from tests.stack.files import EVENT_SCHEMA, NUMBER_TYPES, ROOT, load_json, read
+from tests.stand_ins import FakeServer, Route, basic_auth
 
 PASSWORD = 'pa"ss\\word'  # a quote and a backslash: the scripts must escape them in JSON
 
@@ -216,57 +214,8 @@ def test_panels_do_not_overlap(panels):
 
 # --- the one-shot setup scripts against a fake server ------------------------------------------
 
-Route = Callable[[str, str, bytes], tuple[int, Any]]
-
-
-class FakeServer:
-    """An HTTP server on 127.0.0.1 that records every request and answers from `route`."""
-
-    def __init__(self, route: Route):
-        self.requests: list[dict[str, Any]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def handle_any(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append({"method": self.command, "path": self.path,
-                                        "headers": dict(self.headers), "body": body})
-                status, answer = route(self.command, self.path, body)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = handle_any
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def find(self, method: str, path_start: str) -> dict[str, Any]:
-        (found,) = [r for r in self.requests if r["method"] == method and r["path"].startswith(path_start)]
-        return found
-
-
 def run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(ROOT / script)], env=env, capture_output=True, text=True, timeout=60)
-
-
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def elasticsearch_route(fail_template: bool = False) -> Route:
