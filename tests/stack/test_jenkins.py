@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 
 from cd4ml.cli import _parser
-from tests.stack.files import load_yaml, read
+from tests import stand_ins
+from tests.stack.files import ROOT, load_yaml, read
 
 STAGES = ["Install", "Test", "Pipeline", "Acceptance", "Deploy"]
 INSTALL = ("python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check"
@@ -191,6 +194,23 @@ def test_github_workflow_pins_actions_to_major_versions_and_python_3_11():
     assert "MLFLOW_TRACKING_URI" not in read(".github/workflows/cd4ml.yml").split("steps:")[1]
 
 
+def test_stack_workflow_starts_the_stack_checks_it_builds_once_and_shows_the_logs_on_failure(services):
+    workflow = load_yaml(".github/workflows/stack.yml")
+    (job,) = workflow["jobs"].values()
+    runs = [step.get("run", "") for step in job["steps"]]
+    text = "\n".join(runs)
+    (up,) = [r for r in runs if "up -d --build --wait" in r]
+    started = set(up.split("\n")[1].split()) | {"model"}
+    long_running = {name for name, s in services.items() if s.get("restart") != "no" and not s.get("profiles")}
+    assert started == long_running  # every service; the model server is waited for after the Deploy
+    assert "bash .ci/jenkins-build cd4ml" in text
+    order = [i for i, r in enumerate(runs) if "stack-check" in r and "|| true" not in r]
+    assert order and order[-1] > next(i for i, r in enumerate(runs) if "jenkins-build" in r)
+    (logs,) = [s for s in job["steps"] if "docker compose logs" in s.get("run", "")]
+    assert logs["if"] == "failure()"
+    assert job["timeout-minutes"] <= 90
+
+
 # --- casc.yaml ---------------------------------------------------------------------------------
 
 def test_casc_allows_no_anonymous_access_and_no_signup(casc):
@@ -255,3 +275,37 @@ def test_plugins_are_pinned_and_complete():
             assert re.fullmatch(r"[\w.-]+", version) and version != "latest", line
             pins[name] = version
     assert PLUGINS <= set(pins)
+
+
+# --- .ci/jenkins-build: one build through Jenkins' REST API, against a STAND-IN Jenkins ---------------
+
+def run_jenkins_build(url: str, tmp_path, password: str = "jenkins-password") -> subprocess.CompletedProcess:
+    secret = tmp_path / "password.txt"
+    secret.write_text(password + "\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "JENKINS_URL": url, "JENKINS_PASSWORD_FILE": str(secret),
+           "POLL_SECONDS": "0.1", "TIMEOUT_SECONDS": "20"}
+    return subprocess.run(["bash", str(ROOT / ".ci" / "jenkins-build")], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_jenkins_build_queues_a_build_with_a_crumb_and_waits_for_success(tmp_path):
+    with stand_ins.jenkins({"cd4ml": {"number": 6, "result": "SUCCESS", "building": False}}) as ci:
+        result = run_jenkins_build(ci.url, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "build #7: SUCCESS" in result.stdout
+    (post,) = [r for r in ci.requests if r["method"] == "POST"]
+    assert post["path"] == "/job/cd4ml/build" and post["headers"]["Jenkins-Crumb"] == "crumb-0123"
+
+
+def test_jenkins_build_prints_the_console_of_a_failed_build_and_exits_1(tmp_path):
+    with stand_ins.jenkins({"cd4ml": None}, next_result="FAILURE") as ci:
+        result = run_jenkins_build(ci.url, tmp_path)
+    assert result.returncode == 1
+    assert "build #1: FAILURE" in result.stdout and "Finished: FAILURE" in result.stdout
+
+
+def test_jenkins_build_exits_3_when_jenkins_refuses_the_password(tmp_path):
+    with stand_ins.jenkins({"cd4ml": None}) as ci:
+        result = run_jenkins_build(ci.url, tmp_path, password="wrong")
+    assert result.returncode == 3
+    assert "answered HTTP 401" in result.stdout
