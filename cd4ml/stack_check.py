@@ -72,6 +72,15 @@ def _json(response: Any) -> Any:
         return None
 
 
+def _es_error(answer: Any) -> str:
+    """Elasticsearch's error as `type: reason` (the deepest cause), or the start of the body."""
+    error = (_json(answer) or {}).get("error")
+    if not isinstance(error, dict):
+        return str(error or answer.text[:200])
+    cause = error.get("caused_by") or error
+    return f"{error.get('type')}: {cause.get('reason')}"
+
+
 def _down(what: str, url: str, why: str, service: str) -> str:
     return f"no answer from {what} at {url} ({why}): start it with `docker compose up -d {service}`; " \
            f"see `docker compose logs {service}`"
@@ -166,8 +175,8 @@ def check_events(http: Http, s: StackSettings, served: dict[str, Any] | None,
             return Part("events", False, "Elasticsearch refused user elastic: set ELASTIC_PASSWORD (in .env, as at "
                                          "the first start of Elasticsearch)")
         if answer.status_code != 200:
-            error = (_json(answer) or {}).get("error", answer.text[:200])
-            return Part("events", False, f"Elasticsearch answered the search with HTTP {answer.status_code}: {error}")
+            return Part("events", False, f"Elasticsearch answered the search with HTTP {answer.status_code}: "
+                                         f"{_es_error(answer)}")
         if ((_json(answer) or {}).get("hits", {}).get("total", {}).get("value") or 0) >= 1:
             waited = (now() - started).total_seconds() - 2
             return Part("events", True, f"a forecast's event was searchable in {EVENT_INDEX} after {max(waited, 0):.0f} s")
