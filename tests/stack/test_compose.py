@@ -339,7 +339,7 @@ def test_project_dockerfile_runs_the_model_server_as_a_non_root_user():
 
 
 def test_requirements_are_pinned():
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name in ("requirements.txt", "requirements-ci.txt", "requirements-dev.txt"):
         for line in read(name).splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
