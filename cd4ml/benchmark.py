@@ -114,6 +114,24 @@ def _whole_pipeline(settings: Settings) -> list[str]:
     return lines
 
 
+def benchmark_matrix(settings: Settings, root: Path) -> str:
+    """The default model against the naive baseline on every set of the model matrix
+    (cd4ml/problems/favorita/matrix.py), generated into root: r2 of the model, the baseline
+    and the best achievable forecast, and the share of the gap between them the model closes."""
+    from cd4ml.pipeline.run import fit_and_validate
+    from cd4ml.problems.favorita.matrix import MATRIX
+
+    lines = [f"the model matrix: {settings.model.name} {dict(settings.model.params)} against the naive baseline, r2",
+             "", f"  {'data set':66}{'model':>8}{'baseline':>10}{'best':>8}{'gap closed':>12}"]
+    for entry in MATRIX:
+        data = replace(settings.data, source=entry.source(root), items=None if entry.all_items else settings.data.items)
+        metrics = fit_and_validate(replace(settings, data=data))[0].metrics
+        gap = metrics.get("r2_gap_closed")
+        lines.append(f"  {entry.name:66}{metrics['r2']:8.4f}{metrics['baseline_r2']:10.4f}{metrics['best_r2']:8.4f}"
+                     + (f"{100 * gap:11.0f}%" if gap is not None else f"{'-':>12}"))
+    return "\n".join(lines)
+
+
 WRK_SCRIPT = """
 math.randomseed(42)
 local items = {%(items)s}

@@ -135,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="only the model server under wrk with its events to the JSONL file, to an unreachable fluentd "
                             "and to a stalling one (accepts, never reads): requests/s, p50/p99, p99 against normal, "
                             "dropped events")
+    bench.add_argument("--matrix", action="store_true",
+                       help="only the model matrix: the default model against the naive baseline and the best achievable "
+                            "forecast on every generated data set of cd4ml/problems/favorita/matrix.py (data/matrix)")
     bench.add_argument("--seconds", type=int, default=None,
                        help="with --load: how long wrk drives the server (default: 60); with --fluentd-fault: how long "
                             "each phase is measured (default: 10)")
@@ -439,6 +442,11 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(benchmark_load(settings, seconds), flush=True)
         if args.fluentd_fault:
             print(benchmark_fluentd_fault(settings, seconds), flush=True)
+        return EXIT_OK
+    if getattr(args, "matrix", False):
+        from cd4ml.benchmark import benchmark_matrix
+
+        print(benchmark_matrix(settings, settings.paths.generated("matrix")), flush=True)
         return EXIT_OK
     if getattr(args, "monitor", False):
         from cd4ml.monitoring.benchmark import benchmark_monitor

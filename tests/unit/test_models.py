@@ -59,11 +59,11 @@ def test_every_fitted_model_saves_with_skops_and_only_the_declared_types(name):
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.pipeline import Pipeline
 
-    from cd4ml.pipeline.models import NonNegative, trusted_types
+    from cd4ml.pipeline.models import make_forecaster, trusted_types
 
-    estimator, dense = make_model(name, {}, random_state=0)
-    X, y = [{"a": float(i % 5), "b": "xy"[i % 2]} for i in range(40)], np.arange(40.0)
-    model = Pipeline([("e", DictVectorizer(sparse=not dense)), ("m", NonNegative(estimator))]).fit(X, y)
+    forecaster, dense = make_forecaster(name, {}, random_state=0)
+    X, y = [{"a": float(i % 5 + 1), "b": "xy"[i % 2]} for i in range(40)], np.arange(40.0)
+    model = Pipeline([("e", DictVectorizer(sparse=not dense)), ("m", forecaster)]).fit(X, y)
     assert sorted(sio.get_untrusted_types(data=sio.dumps(model))) == sorted(trusted_types(name))
 
 
