@@ -132,6 +132,41 @@ def benchmark_matrix(settings: Settings, root: Path) -> str:
     return "\n".join(lines)
 
 
+def with_trees(text: str, trees: int) -> str:
+    """params.toml text with [model.gradient_boosting] max_iter = trees (the line edited in place,
+    or added), checked by parsing the result; any other model is an error, not two equal models."""
+    import re
+    import tomllib
+
+    from cd4ml.errors import ConfigError
+
+    name = tomllib.loads(text).get("model", {}).get("name", "gradient_boosting")
+    if name != "gradient_boosting":
+        raise ConfigError(f"the benchmark deploys gradient_boosting with {trees} trees; params.toml [model] name is {name!r}.",
+                          'Benchmark with [model] name = "gradient_boosting".')
+    table = re.search(r"(?ms)^\[model\.gradient_boosting\][^\n]*\n(.*?)(?=^\[|\Z)", text)
+    if table is None:
+        edited = text.rstrip("\n") + f"\n\n[model.gradient_boosting]\nmax_iter = {trees}\n"
+    else:
+        body, count = re.subn(r"(?m)^(max_iter\s*=\s*)\d[\d_]*", rf"\g<1>{trees}", table.group(1), count=1)
+        if count == 0:
+            body = f"max_iter = {trees}\n" + body
+        edited = text[:table.start(1)] + body + text[table.end(1):]
+    if tomllib.loads(edited)["model"]["gradient_boosting"].get("max_iter") != trees:
+        raise ConfigError(f"could not set [model.gradient_boosting] max_iter = {trees} in params.toml.",
+                          "Write max_iter as a plain integer under [model.gradient_boosting].")
+    return edited
+
+
+def _deploy_versions(cli: list[str], env: dict, params_file: Path, scratch: str, trees: tuple[int, ...] = (50, 100)) -> None:
+    """pipeline, acceptance and deploy with each number of trees: one accepted version each."""
+    for count in trees:
+        params = Path(scratch) / f"params-{count}.toml"
+        params.write_text(with_trees(params_file.read_text(), count))
+        for command in ("pipeline", "acceptance", "deploy"):
+            subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+
+
 WRK_SCRIPT = """
 math.randomseed(42)
 local items = {%(items)s}
@@ -163,11 +198,7 @@ def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_
     env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
                 "CD4ML_DATA_SOURCE": str(settings.data.source)})
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
-    for trees in (50, 100):  # two accepted versions, so there is something to roll back to
-        params = Path(scratch) / f"params-{trees}.toml"
-        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
-        for command in ("pipeline", "acceptance", "deploy"):
-            subprocess.run([*cli[:-1], str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    _deploy_versions(cli[:-2], env, settings.params_file, scratch)  # something to roll back to
     port = _free_port()
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -369,11 +400,7 @@ def _load(settings: Settings, seconds: int, move_every: float, connections: int,
                 "CD4ML_DATA_SOURCE": str(settings.data.source), "CD4ML_SERVING_POLL_SECONDS": "0.5"})
     env.pop("FLUENTD_HOST", None)
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py")]
-    for trees in (50, 100):  # two accepted versions that forecast differently
-        params = Path(scratch) / f"params-{trees}.toml"
-        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
-        for command in ("pipeline", "acceptance", "deploy"):
-            subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    _deploy_versions(cli, env, settings.params_file, scratch)  # two versions that forecast differently
     client, name = MlflowClient(tracking_uri), settings.tracking.registered_model
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
