@@ -231,17 +231,31 @@ def _wrk(url: str, script: Path, threads: int, connections: int, seconds: int) -
 
 
 def _rollback(cli: list[str], env: dict, url: str) -> str:
-    """Time from `rollback` until the server answers with the previous version (after POST /reload)."""
+    """Time from `rollback` (v2 -> v1) and `rollback --to 2` until every answer of the server
+    comes from the version moved to: the commands nudge the local server, no POST /reload."""
+    parts = []
+    for argv, version in ((["rollback"], "1"), (["rollback", "--to", "2"], "2")):
+        started = time.perf_counter()
+        subprocess.run([*cli, *argv], env=env, check=True, capture_output=True, timeout=120)
+        command = time.perf_counter() - started
+        served = _served_after(url, version, started)
+        parts.append(f"{' '.join(argv)} -> v{version}: the command took {command:.2f} s, "
+                     f"every worker answered with v{version} after {served:.2f} s")
+    return "; ".join(parts)
+
+
+def _served_after(url: str, version: str, started: float, streak: int = 10, seconds: float = 120) -> float:
+    """Seconds from `started` until `streak` answers in a row (every worker) come from `version`."""
     import requests
 
-    started = time.perf_counter()
-    subprocess.run([*cli, "rollback"], env=env, check=True, capture_output=True, timeout=120)
-    command = time.perf_counter() - started
-    requests.post(f"{url}/reload", headers={"Authorization": "Bearer benchmark-token"}, timeout=30)
-    while requests.get(f"{url}/version", timeout=5).json().get("model_version") != "1":
-        time.sleep(0.05)
-    served = time.perf_counter() - started
-    return f"rollback v2 -> v1: the command took {command:.2f} s; the server answered with v1 after {served:.2f} s"
+    deadline, run = time.monotonic() + seconds, 0
+    while run < streak:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer with v{version} within {seconds:g} s")
+        run = run + 1 if requests.get(f"{url}/version", timeout=5).json().get("model_version") == version else 0
+        if not run:
+            time.sleep(0.02)
+    return time.perf_counter() - started
 
 
 def _find(pattern: str, text: str) -> str | None:

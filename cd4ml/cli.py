@@ -329,9 +329,19 @@ def _deploy(args: argparse.Namespace) -> int:
     version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
     move = registry.promote(client, settings.tracking.registered_model, version)
     print(f"deployed: {move}")
-    print(f"the model server picks it up within {settings.serving.poll_seconds:g} s "
-          f"(or at once on POST /reload); serve with: python3 run_python_script.py serve")
+    print(_nudged(settings))
     return EXIT_OK
+
+
+def _nudged(settings) -> str:
+    """Nudge the model servers of this data folder to follow production now; say what happened."""
+    from cd4ml.serving.model_store import nudge_local_servers
+
+    if nudge_local_servers(settings.paths.data_dir):
+        return "the local model server follows now; others within " \
+               f"{settings.serving.poll_seconds:g} s (or at once on POST /reload)"
+    return (f"a model server picks it up within {settings.serving.poll_seconds:g} s (or at once on POST /reload); "
+            "serve with: python3 run_python_script.py serve")
 
 
 def _logged_model_uri(client, run) -> str:
@@ -351,6 +361,7 @@ def _rollback(args: argparse.Namespace) -> int:
     settings = _settings(args)
     move = registry.rollback(registry.client(settings.tracking), settings.tracking.registered_model, args.to)
     print(f"rolled back: {move}")
+    print(_nudged(settings))
     return EXIT_OK
 
 
@@ -358,7 +369,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from cd4ml.serving.gunicorn_app import serve
-    from cd4ml.serving.model_store import ModelStore
+    from cd4ml.serving.model_store import ModelStore, nudge_file, touch_nudge_file
     from cd4ml.serving.registry_source import production_fetcher
 
     settings = _settings(args)
@@ -374,7 +385,8 @@ def _serve(args: argparse.Namespace) -> int:
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
-    nudge = settings.paths.data_dir / f"reload-{serving.port}.stamp"  # POST /reload reaches every worker
+    nudge = nudge_file(settings.paths.data_dir, serving.port)  # POST /reload, deploy and rollback reach every worker
+    touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
     return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
 
 
