@@ -12,7 +12,7 @@ import time
 import requests
 
 from cd4ml.benchmark import with_trees
-from tests.conftest import ROOT, free_port, wait_until_up
+from tests.conftest import ROOT, served
 
 
 def cli(env: dict, *argv: str) -> str:
@@ -44,12 +44,7 @@ def test_deploy_and_rollback_nudge_the_local_server(mlflow_server, tiny_data, tm
     for command in ("pipeline", "acceptance", "deploy"):
         cli({**env, "CD4ML_PARAMS": str(params[50])}, command)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "run_python_script.py", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_up(f"{url}/health", server)
+    with served(env) as url:
         assert every_worker_serves(url, "1")
 
         for command in ("pipeline", "acceptance"):
@@ -61,6 +56,3 @@ def test_deploy_and_rollback_nudge_the_local_server(mlflow_server, tiny_data, tm
         out = cli(env, "rollback")
         assert "v2 -> v1" in out and "the local model server follows now" in out
         assert every_worker_serves(url, "1"), "rollback did not reach the server before its next poll"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -2,8 +2,9 @@
 server started by `serve`, and the Jenkinsfile's stages run by `ci`, with params.toml in git.
 
 baseline accepted and deployed -> more trees, better, deployed -> 1 tree, hardly better than the
-naive baseline and worse than production: the gate rejects it and the server keeps answering with the old version -> git revert: the same metrics
-as before, deployed -> rollback moves production back without retraining.
+naive baseline and worse than production: the gate rejects it and the server keeps answering with
+the old version -> git revert: the same metrics as before, deployed -> rollback moves production
+back without retraining.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until_up
+from tests.conftest import ROOT, served
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.skipif(
@@ -106,12 +107,7 @@ def test_the_workshop_story(story):
     assert code == 0 and "Finished: SUCCESS" in log and "nothing -> v1" in log, log
     baseline = last_run(data)["metrics"]
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "run_python_script.py", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_up(f"{url}/health", server)
+    with served(env) as url:
         first = requests.get(f"{url}/prediction", params=MILK, timeout=5).json()
         assert first["model_version"] == "1"
 
@@ -155,6 +151,3 @@ def test_the_workshop_story(story):
             answer = requests.get(f"{url}/prediction", params=MILK, timeout=5).json()["model_version"]
             streak = streak + 1 if answer == "2" else 0
         assert streak >= 30, "not every worker followed the rollback"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
