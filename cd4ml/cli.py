@@ -387,7 +387,12 @@ def _serve(args: argparse.Namespace) -> int:
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
     nudge = nudge_file(settings.paths.data_dir, serving.port)  # POST /reload, deploy and rollback reach every worker
     touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
-    return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+    master = os.getpid()
+    try:
+        return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+    finally:  # a worker leaves through here too (gunicorn forks it from this call): only the master removes it
+        if os.getpid() == master:
+            nudge.unlink(missing_ok=True)  # a stopped server is not nudged; one killed outright leaves it: harmless
 
 
 def _quickstart(args: argparse.Namespace) -> int:

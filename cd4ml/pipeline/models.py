@@ -32,7 +32,7 @@ MODELS: dict[str, ModelSpec] = {
     # because the workshop trains on about 900 noisy rows (docs/model.md).
     "gradient_boosting": ModelSpec(
         HistGradientBoostingRegressor,
-        {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1, "max_depth": 2, "min_samples_leaf": 20},
+        {"loss": "poisson", "max_iter": 50, "learning_rate": 0.05, "max_depth": 2, "min_samples_leaf": 20},
         True, (_HIST_TREE,), relative=True,
     ),
     "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2}, False, (_TREE,)),

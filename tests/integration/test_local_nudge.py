@@ -56,3 +56,6 @@ def test_deploy_and_rollback_nudge_the_local_server(mlflow_server, tiny_data, tm
         out = cli(env, "rollback")
         assert "v2 -> v1" in out and "the local model server follows now" in out
         assert every_worker_serves(url, "1"), "rollback did not reach the server before its next poll"
+        assert len(list((tmp_path / "data").glob("reload-*.stamp"))) == 1  # workers come and go; the stamp stays
+    assert not list((tmp_path / "data").glob("reload-*.stamp"))  # a stopped server is not nudged
+    assert "a model server picks it up within 3600 s" in cli(env, "rollback", "--to", "2")

@@ -64,9 +64,11 @@ def test_rows_start_with_the_level_and_the_year_is_smooth_terms_instead_of_date_
     assert {"year_sin1", "year_cos1", "year_sin2", "year_cos2", "dayofweek", "payday", "dayoff"} <= set(row)
 
 
-def test_the_yearly_terms_meet_at_the_turn_of_the_year():
-    december, january = yearly_terms(365.25, 2), yearly_terms(0.0, 2)
-    assert december == pytest.approx(january, abs=1e-12)
+def test_the_yearly_terms_are_one_per_week_and_meet_at_the_turn_of_the_year():
+    assert all(yearly_terms(day, 2) == yearly_terms(1, 2) for day in range(1, 8))
+    assert yearly_terms(8, 2) != yearly_terms(7, 2)
+    assert yearly_terms(365, 2) == pytest.approx(yearly_terms(1, 2), abs=0.05)  # the last week of December
+    assert yearly_terms(183, 2)["year_cos1"] == pytest.approx(-1, abs=0.01)  # midsummer, opposite
 
 
 def test_the_encoder_keeps_the_level_in_column_0():
