@@ -75,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     pipe.set_defaults(handler=_pipeline)
 
     gate = commands.add_parser("acceptance", parents=[common], help="the acceptance gate: accept or reject the last run's model",
-                               description="Judge the run the pipeline just made: its metric must lie within [min, max] and "
-                                           "not be worse than production's on the same validation rows by more than the tolerance.",
+                               description="Judge the run the pipeline just made: on its validation rows its metric must beat "
+                                           "the naive baseline's by [acceptance] min_gain, not be worse than production's on the "
+                                           "same rows by more than the tolerance, and lie within [min, max].",
                                epilog=EXIT_CODES)
     gate.add_argument("--run-id", default=None, help="judge this run instead of the last pipeline run")
     gate.set_defaults(handler=_acceptance)
