@@ -118,10 +118,13 @@ def benchmark_matrix(settings: Settings, root: Path) -> str:
     """The default model against the naive baseline on every set of the model matrix
     (cd4ml/problems/favorita/matrix.py), generated into root: r2 of the model, the baseline
     and the best achievable forecast, and the share of the gap between them the model closes."""
+    from cd4ml.pipeline.models import MODELS
     from cd4ml.pipeline.run import fit_and_validate
     from cd4ml.problems.favorita.matrix import MATRIX
 
-    lines = [f"the model matrix: {settings.model.name} {dict(settings.model.params)} against the naive baseline, r2",
+    spec, params = MODELS[settings.model.name], dict(settings.model.params)
+    effective = {**spec.defaults, **spec.row_defaults, **params}  # what make_forecaster builds
+    lines = [f"the model matrix: {settings.model.name} {effective} against the naive baseline, r2",
              "", f"  {'data set':66}{'model':>8}{'baseline':>10}{'best':>8}{'gap closed':>12}"]
     for entry in MATRIX:
         data = replace(settings.data, source=entry.source(root), items=None if entry.all_items else settings.data.items)
