@@ -1,8 +1,10 @@
 """The acceptance gate: a pure decide() and the loading of its inputs from MLflow.
 
-The challenger (the run the pipeline just made) must score within [min, max] on its validation
-rows and, when a production model exists, must not be worse than production on those same rows
-by more than the tolerance. The gate fails closed: no answer from MLflow is a rejection.
+The challenger (the run the pipeline just made) is judged on its validation rows, relative checks
+first: it must beat the naive baseline on those rows by min_gain, and, when a production model
+exists, must not be worse than production on those same rows by more than the tolerance; then,
+as a safety net, it must lie within [min, max]. The gate fails closed: no answer from MLflow is
+a rejection.
 """
 
 from __future__ import annotations
@@ -28,29 +30,36 @@ class Verdict:
 
 
 def decide(
-    metric: str, value: float, low: float, high: float, tolerance: float,
+    metric: str, value: float, baseline_value: float, min_gain: float, low: float, high: float, tolerance: float,
     production_value: float | None, production_version: str | None, run_id: str = "",
 ) -> Verdict:
-    """Accept when the metric lies within [low, high] and is not worse than production's (on the
-    same rows) by more than the tolerance. Pure."""
+    """Accept when the metric beats the baseline's (on the same rows) by min_gain, is not worse
+    than production's (on the same rows) by more than the tolerance, and lies within [low, high]. Pure."""
+    higher = HIGHER_IS_BETTER[metric]
     reasons = []
-    if math.isnan(value) or not low <= value <= high:
-        reasons.append(f"{metric} {value:.4f} is outside [{low:.4f}, {high:.4f}]")
+    gain = (value - baseline_value) if higher else (baseline_value - value)
+    if not gain >= min_gain - 1e-12:  # NaN (no baseline on the run, or no value) is a rejection; 1e-12: float noise
+        reasons.append(
+            f"it beats the naive baseline ({baseline_value:.4f}) by {gain:.4f}, less than min_gain {min_gain:.4f}"
+        )
     if production_value is not None:
-        worse_by = (production_value - value) if HIGHER_IS_BETTER[metric] else (value - production_value)
+        worse_by = (production_value - value) if higher else (value - production_value)
         if not worse_by <= tolerance:
             reasons.append(
                 f"it is worse than production v{production_version} ({production_value:.4f}) by "
                 f"{worse_by:.4f}, more than the tolerance {tolerance:.4f}"
             )
+    if math.isnan(value) or not low <= value <= high:
+        reasons.append(f"{metric} {value:.4f} is outside [{low:.4f}, {high:.4f}]")
     accepted = not reasons
     champion = (
         f"production v{production_version} scores {production_value:.4f} on the same validation rows"
         if production_value is not None else "no production model yet"
     )
     message = (
-        f"Run {run_id or '?'}: {metric} = {value:.4f} (acceptable range [{low:.4f}, {high:.4f}], "
-        f"tolerance {tolerance:.4f}); {champion}. "
+        f"Run {run_id or '?'}: {metric} = {value:.4f}; the naive baseline scores {baseline_value:.4f} on the same "
+        f"validation rows (min_gain {min_gain:.4f}); {champion} (tolerance {tolerance:.4f}); "
+        f"acceptable range [{low:.4f}, {high:.4f}]. "
         + ("ACCEPTED." if accepted else "REJECTED: " + "; ".join(reasons) + ".")
     )
     return Verdict(accepted, message, tuple(reasons))
@@ -84,8 +93,10 @@ def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
         rows = _validation_rows(client, run_id)
         model = registry.load(champion, settings.tracking.registered_model, allowed_types)
         production_value = _score(model, rows, metric)
+    baseline_value = run.data.metrics.get(f"baseline_{metric}", math.nan)  # scored on the same rows by the pipeline
+    gate = settings.acceptance
     verdict = decide(
-        metric, value, settings.acceptance.min, settings.acceptance.max, settings.acceptance.tolerance,
+        metric, value, baseline_value, gate.min_gain, gate.min, gate.max, gate.tolerance,
         production_value, champion.number if champion and production_value is not None else None, run_id,
     )
     client.set_tag(run_id, "acceptance.verdict", "accepted" if verdict.accepted else "rejected")

@@ -114,6 +114,62 @@ def _whole_pipeline(settings: Settings) -> list[str]:
     return lines
 
 
+def benchmark_matrix(settings: Settings, root: Path) -> str:
+    """The default model against the naive baseline on every set of the model matrix
+    (cd4ml/problems/favorita/matrix.py), generated into root: r2 of the model, the baseline
+    and the best achievable forecast, and the share of the gap between them the model closes."""
+    from cd4ml.pipeline.models import MODELS
+    from cd4ml.pipeline.run import fit_and_validate
+    from cd4ml.problems.favorita.matrix import MATRIX
+
+    spec, params = MODELS[settings.model.name], dict(settings.model.params)
+    effective = {**spec.defaults, **spec.row_defaults, **params}  # what make_forecaster builds
+    lines = [f"the model matrix: {settings.model.name} {effective} against the naive baseline, r2",
+             "", f"  {'data set':66}{'model':>8}{'baseline':>10}{'best':>8}{'gap closed':>12}"]
+    for entry in MATRIX:
+        data = replace(settings.data, source=entry.source(root), items=None if entry.all_items else settings.data.items)
+        metrics = fit_and_validate(replace(settings, data=data))[0].metrics
+        gap = metrics.get("r2_gap_closed")
+        lines.append(f"  {entry.name:66}{metrics['r2']:8.4f}{metrics['baseline_r2']:10.4f}{metrics['best_r2']:8.4f}"
+                     + (f"{100 * gap:11.0f}%" if gap is not None else f"{'-':>12}"))
+    return "\n".join(lines)
+
+
+def with_trees(text: str, trees: int) -> str:
+    """params.toml text with [model.gradient_boosting] max_iter = trees (the line edited in place,
+    or added), checked by parsing the result; any other model is an error, not two equal models."""
+    import re
+    import tomllib
+
+    from cd4ml.errors import ConfigError
+
+    name = tomllib.loads(text).get("model", {}).get("name", "gradient_boosting")
+    if name != "gradient_boosting":
+        raise ConfigError(f"the benchmark deploys gradient_boosting with {trees} trees; params.toml [model] name is {name!r}.",
+                          'Benchmark with [model] name = "gradient_boosting".')
+    table = re.search(r"(?ms)^\[model\.gradient_boosting\][^\n]*\n(.*?)(?=^\[|\Z)", text)
+    if table is None:
+        edited = text.rstrip("\n") + f"\n\n[model.gradient_boosting]\nmax_iter = {trees}\n"
+    else:
+        body, count = re.subn(r"(?m)^(max_iter\s*=\s*)\d[\d_]*", rf"\g<1>{trees}", table.group(1), count=1)
+        if count == 0:
+            body = f"max_iter = {trees}\n" + body
+        edited = text[:table.start(1)] + body + text[table.end(1):]
+    if tomllib.loads(edited)["model"]["gradient_boosting"].get("max_iter") != trees:
+        raise ConfigError(f"could not set [model.gradient_boosting] max_iter = {trees} in params.toml.",
+                          "Write max_iter as a plain integer under [model.gradient_boosting].")
+    return edited
+
+
+def _deploy_versions(cli: list[str], env: dict, params_file: Path, scratch: str, trees: tuple[int, ...] = (50, 100)) -> None:
+    """pipeline, acceptance and deploy with each number of trees: one accepted version each."""
+    for count in trees:
+        params = Path(scratch) / f"params-{count}.toml"
+        params.write_text(with_trees(params_file.read_text(), count))
+        for command in ("pipeline", "acceptance", "deploy"):
+            subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+
+
 WRK_SCRIPT = """
 math.randomseed(42)
 local items = {%(items)s}
@@ -145,11 +201,7 @@ def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_
     env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
                 "CD4ML_DATA_SOURCE": str(settings.data.source)})
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
-    for trees in (50, 100):  # two accepted versions, so there is something to roll back to
-        params = Path(scratch) / f"params-{trees}.toml"
-        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
-        for command in ("pipeline", "acceptance", "deploy"):
-            subprocess.run([*cli[:-1], str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    _deploy_versions(cli[:-2], env, settings.params_file, scratch)  # something to roll back to
     port = _free_port()
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -182,17 +234,31 @@ def _wrk(url: str, script: Path, threads: int, connections: int, seconds: int) -
 
 
 def _rollback(cli: list[str], env: dict, url: str) -> str:
-    """Time from `rollback` until the server answers with the previous version (after POST /reload)."""
+    """Time from `rollback` (v2 -> v1) and `rollback --to 2` until every answer of the server
+    comes from the version moved to: the commands nudge the local server, no POST /reload."""
+    parts = []
+    for argv, version in ((["rollback"], "1"), (["rollback", "--to", "2"], "2")):
+        started = time.perf_counter()
+        subprocess.run([*cli, *argv], env=env, check=True, capture_output=True, timeout=120)
+        command = time.perf_counter() - started
+        served = _served_after(url, version, started)
+        parts.append(f"{' '.join(argv)} -> v{version}: the command took {command:.2f} s, "
+                     f"every worker answered with v{version} after {served:.2f} s")
+    return "; ".join(parts)
+
+
+def _served_after(url: str, version: str, started: float, streak: int = 10, seconds: float = 120) -> float:
+    """Seconds from `started` until `streak` answers in a row (every worker) come from `version`."""
     import requests
 
-    started = time.perf_counter()
-    subprocess.run([*cli, "rollback"], env=env, check=True, capture_output=True, timeout=120)
-    command = time.perf_counter() - started
-    requests.post(f"{url}/reload", headers={"Authorization": "Bearer benchmark-token"}, timeout=30)
-    while requests.get(f"{url}/version", timeout=5).json().get("model_version") != "1":
-        time.sleep(0.05)
-    served = time.perf_counter() - started
-    return f"rollback v2 -> v1: the command took {command:.2f} s; the server answered with v1 after {served:.2f} s"
+    deadline, run = time.monotonic() + seconds, 0
+    while run < streak:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer with v{version} within {seconds:g} s")
+        run = run + 1 if requests.get(f"{url}/version", timeout=5).json().get("model_version") == version else 0
+        if not run:
+            time.sleep(0.02)
+    return time.perf_counter() - started
 
 
 def _find(pattern: str, text: str) -> str | None:
@@ -351,11 +417,7 @@ def _load(settings: Settings, seconds: int, move_every: float, connections: int,
                 "CD4ML_DATA_SOURCE": str(settings.data.source), "CD4ML_SERVING_POLL_SECONDS": "0.5"})
     env.pop("FLUENTD_HOST", None)
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py")]
-    for trees in (50, 100):  # two accepted versions that forecast differently
-        params = Path(scratch) / f"params-{trees}.toml"
-        params.write_text(settings.params_file.read_text().replace("max_iter = 50 ", f"max_iter = {trees} "))
-        for command in ("pipeline", "acceptance", "deploy"):
-            subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+    _deploy_versions(cli, env, settings.params_file, scratch)  # two versions that forecast differently
     client, name = MlflowClient(tracking_uri), settings.tracking.registered_model
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

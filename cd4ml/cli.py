@@ -75,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     pipe.set_defaults(handler=_pipeline)
 
     gate = commands.add_parser("acceptance", parents=[common], help="the acceptance gate: accept or reject the last run's model",
-                               description="Judge the run the pipeline just made: its metric must lie within [min, max] and "
-                                           "not be worse than production's on the same validation rows by more than the tolerance.",
+                               description="Judge the run the pipeline just made: on its validation rows its metric must beat "
+                                           "the naive baseline's by [acceptance] min_gain, not be worse than production's on the "
+                                           "same rows by more than the tolerance, and lie within [min, max].",
                                epilog=EXIT_CODES)
     gate.add_argument("--run-id", default=None, help="judge this run instead of the last pipeline run")
     gate.set_defaults(handler=_acceptance)
@@ -135,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="only the model server under wrk with its events to the JSONL file, to an unreachable fluentd "
                             "and to a stalling one (accepts, never reads): requests/s, p50/p99, p99 against normal, "
                             "dropped events")
+    bench.add_argument("--matrix", action="store_true",
+                       help="only the model matrix: the default model against the naive baseline and the best achievable "
+                            "forecast on every generated data set of cd4ml/problems/favorita/matrix.py (data/matrix)")
     bench.add_argument("--seconds", type=int, default=None,
                        help="with --load: how long wrk drives the server (default: 60); with --fluentd-fault: how long "
                             "each phase is measured (default: 10)")
@@ -333,9 +337,19 @@ def _deploy(args: argparse.Namespace) -> int:
     version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
     move = registry.promote(client, settings.tracking.registered_model, version)
     print(f"deployed: {move}")
-    print(f"the model server picks it up within {settings.serving.poll_seconds:g} s "
-          f"(or at once on POST /reload); serve with: python3 run_python_script.py serve")
+    print(_nudged(settings))
     return EXIT_OK
+
+
+def _nudged(settings) -> str:
+    """Nudge the model servers of this data folder to follow production now; say what happened."""
+    from cd4ml.serving.model_store import nudge_local_servers
+
+    if nudge_local_servers(settings.paths.data_dir):
+        return "the local model server follows now; others within " \
+               f"{settings.serving.poll_seconds:g} s (or at once on POST /reload)"
+    return (f"a model server picks it up within {settings.serving.poll_seconds:g} s (or at once on POST /reload); "
+            "serve with: python3 run_python_script.py serve")
 
 
 def _logged_model_uri(client, run) -> str:
@@ -355,6 +369,7 @@ def _rollback(args: argparse.Namespace) -> int:
     settings = _settings(args)
     move = registry.rollback(registry.client(settings.tracking), settings.tracking.registered_model, args.to)
     print(f"rolled back: {move}")
+    print(_nudged(settings))
     return EXIT_OK
 
 
@@ -362,7 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from cd4ml.serving.gunicorn_app import serve
-    from cd4ml.serving.model_store import ModelStore
+    from cd4ml.serving.model_store import ModelStore, nudge_file, touch_nudge_file
     from cd4ml.serving.registry_source import production_fetcher
 
     settings = _settings(args)
@@ -378,8 +393,14 @@ def _serve(args: argparse.Namespace) -> int:
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
-    nudge = settings.paths.data_dir / f"reload-{serving.port}.stamp"  # POST /reload reaches every worker
-    return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+    nudge = nudge_file(settings.paths.data_dir, serving.port)  # POST /reload, deploy and rollback reach every worker
+    touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
+    master = os.getpid()
+    try:
+        return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+    finally:  # a worker leaves through here too (gunicorn forks it from this call): only the master removes it
+        if os.getpid() == master:
+            nudge.unlink(missing_ok=True)  # a stopped server is not nudged; one killed outright leaves it: harmless
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -446,6 +467,11 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(benchmark_load(settings, seconds), flush=True)
         if args.fluentd_fault:
             print(benchmark_fluentd_fault(settings, seconds), flush=True)
+        return EXIT_OK
+    if getattr(args, "matrix", False):
+        from cd4ml.benchmark import benchmark_matrix
+
+        print(benchmark_matrix(settings, settings.paths.generated("matrix")), flush=True)
         return EXIT_OK
     if getattr(args, "monitor", False):
         from cd4ml.monitoring.benchmark import benchmark_monitor

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "split": {"validation_days": 57},
     "model": {"name": "gradient_boosting"},
-    "acceptance": {"metric": "r2", "min": 0.5, "max": 1.0, "tolerance": 0.02},
+    "acceptance": {"metric": "r2", "min_gain": 0.01, "min": 0.25, "max": 1.0, "tolerance": 0.02},
     "tracking": {"experiment": "sales-forecast", "registered_model": "sales-forecast"},
     "serving": {"host": "127.0.0.1", "port": 5005, "poll_seconds": 10.0, "workers": 2},
     "monitoring": {
@@ -122,6 +122,7 @@ class ModelSettings:
 @dataclass(frozen=True)
 class AcceptanceSettings:
     metric: str
+    min_gain: float  # beat the naive baseline on the same validation rows by this much
     min: float
     max: float
     tolerance: float
@@ -322,6 +323,7 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
             min=low,
             max=high,
             tolerance=_number(acceptance["tolerance"], f"{where} [acceptance] tolerance", minimum=0),
+            min_gain=_number(acceptance["min_gain"], f"{where} [acceptance] min_gain", minimum=0),
         ),
         tracking=TrackingSettings(
             uri=uri,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -37,6 +39,22 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> N
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up within {seconds} s")
+
+
+@contextlib.contextmanager
+def served(env: dict, workers: int = 2) -> Iterator[str]:
+    """`run_python_script.py serve` on a free port in a fresh process with this environment;
+    yields its URL once /health answers, and stops it after the block."""
+    url = f"http://127.0.0.1:{free_port()}"
+    server = subprocess.Popen([sys.executable, "run_python_script.py", "serve", "--port", url.rsplit(":", 1)[1],
+                               "--workers", str(workers)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"{url}/health", server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

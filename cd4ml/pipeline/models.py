@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -24,10 +24,18 @@ class ModelSpec:
     defaults: dict[str, Any]  # ours, overridden by params.toml
     dense: bool  # needs dense input
     trusted_types: tuple[str, ...]  # what skops must be told to load the fitted model
+    relative: bool = False  # the row path fits the ratio to the baseline's level (RelativeToLevel)
+    row_defaults: dict[str, Any] = field(default_factory=dict)  # the row path's, over defaults, under params.toml
 
 
 MODELS: dict[str, ModelSpec] = {
-    "gradient_boosting": ModelSpec(HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1}, True, (_HIST_TREE,)),
+    # The row path boosts from the baseline with shallow trees (pairs of features), leaves of 20
+    # rows or more and small steps, because the workshop trains on about 900 noisy rows; the scale
+    # path, on millions of rows, keeps sklearn's trees (docs/model.md).
+    "gradient_boosting": ModelSpec(
+        HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1}, True, (_HIST_TREE,),
+        relative=True, row_defaults={"learning_rate": 0.05, "max_depth": 2, "min_samples_leaf": 20},
+    ),
     "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2}, False, (_TREE,)),
     "decision_tree": ModelSpec(DecisionTreeRegressor, {"min_samples_leaf": 5}, False, (_TREE,)),
     "ridge": ModelSpec(Ridge, {"alpha": 1.0}, False, ()),
@@ -35,14 +43,17 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def make_model(name: str, params: Mapping[str, Any], random_state: int) -> tuple[Any, bool]:
-    """The estimator for `name` with our defaults overridden by `params`, and whether it needs dense input."""
+def make_model(
+    name: str, params: Mapping[str, Any], random_state: int, row_path: bool = False,
+) -> tuple[Any, bool]:
+    """The estimator for `name` with our defaults (and the row path's, for row_path) overridden by
+    `params`, and whether it needs dense input."""
     if name not in MODELS:
         raise ConfigError(
             f"params.toml [model] name must be one of {', '.join(MODELS)}; got {name!r}."
         )
     spec = MODELS[name]
-    cls, defaults, dense = spec.estimator, spec.defaults, spec.dense
+    cls, defaults, dense = spec.estimator, {**spec.defaults, **(spec.row_defaults if row_path else {})}, spec.dense
     allowed = cls().get_params()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -61,9 +72,20 @@ def make_model(name: str, params: Mapping[str, Any], random_state: int) -> tuple
     return estimator, dense
 
 
+def make_forecaster(name: str, params: Mapping[str, Any], random_state: int) -> tuple[Any, bool]:
+    """make_model's estimator as the row path fits it: never negative, and for a relative model
+    fitted to the ratio to the level in column 0; and whether it needs dense input."""
+    estimator, dense = make_model(name, params, random_state, row_path=True)
+    if MODELS[name].relative:
+        estimator = RelativeToLevel(estimator, level=0)
+    return NonNegative(estimator), dense
+
+
 def trusted_types(name: str) -> list[str]:
-    """The types, beyond skops' defaults, in a fitted model of this name wrapped in NonNegative."""
-    return [f"{NonNegative.__module__}.{NonNegative.__name__}", *MODELS[name].trusted_types]
+    """The types, beyond skops' defaults, in a fitted model of this name wrapped in NonNegative
+    (and in RelativeToLevel, for a relative model)."""
+    relative = [f"{RelativeToLevel.__module__}.{RelativeToLevel.__name__}"] if MODELS[name].relative else []
+    return [f"{NonNegative.__module__}.{NonNegative.__name__}", *MODELS[name].trusted_types, *relative]
 
 
 class NonNegative(RegressorMixin, BaseEstimator):
@@ -107,7 +129,7 @@ class RelativeToLevel(RegressorMixin, BaseEstimator):
 
 def relative_trusted_types(name: str) -> list[str]:
     """trusted_types of a model of this name wrapped in RelativeToLevel (the scale path's)."""
-    return [*trusted_types(name), f"{RelativeToLevel.__module__}.{RelativeToLevel.__name__}"]
+    return sorted({*trusted_types(name), f"{RelativeToLevel.__module__}.{RelativeToLevel.__name__}"})
 
 
 def all_trusted_types() -> list[str]:

@@ -20,9 +20,10 @@ from threadpoolctl import threadpool_limits
 from cd4ml import plots, tracking
 from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
+from cd4ml.errors import ConfigError
 from cd4ml.monitoring.profile import PROFILE_ARTIFACT, profile_bytes, training_profile
 from cd4ml.pipeline.evaluate import compare
-from cd4ml.pipeline.models import NonNegative, make_model, trusted_types
+from cd4ml.pipeline.models import MODELS, make_forecaster, make_model, trusted_types
 from cd4ml.pipeline.split import split_by_date
 from cd4ml.problems import Problem, Table, get_problem
 from cd4ml.progress import Reporter
@@ -60,13 +61,19 @@ class RunResult:
         }, sort_keys=True)
 
 
-def build_model(features: Any, model_name: str, params: dict[str, Any], seed: int) -> Pipeline:
-    """Features, encoder and model as one sklearn Pipeline: they travel together, so cannot drift."""
-    estimator, dense = make_model(model_name, params, random_state=seed)
+def build_model(features: Any, levels: Any, model_name: str, params: dict[str, Any], seed: int) -> Pipeline:
+    """Features, the baseline's levels, encoder and model as one sklearn Pipeline: they travel
+    together, so cannot drift. A relative model fits the ratio to the level, which the levels
+    step puts first in each row and the encoder keeps in column 0 (sort=False)."""
+    if MODELS[model_name].relative and levels is None:
+        raise ConfigError(f"params.toml [model] name {model_name!r} forecasts relative to the baseline, "
+                          "which this problem does not give; choose another model.")
+    forecaster, dense = make_forecaster(model_name, params, random_state=seed)
+    steps = [("features", features)] + ([("levels", levels)] if levels is not None else [])
     return Pipeline([
-        ("features", features),
-        ("encode", DictVectorizer(sparse=not dense)),
-        ("model", NonNegative(estimator)),
+        *steps,
+        ("encode", DictVectorizer(sparse=not dense, sort=levels is None)),
+        ("model", forecaster),
     ])
 
 
@@ -78,7 +85,7 @@ def train_and_validate(
     those days, and against the best achievable forecast when `expected` is known."""
     train = ~valid
     inputs, target = table.inputs, table.target
-    model = build_model(features, model_name, params, seed)
+    model = build_model(features, problem.levels(), model_name, params, seed)
     with threadpool_limits(limits=1 if len(target) < SMALL_DATA_ROWS else None):
         model.fit(inputs[train], target[train])
         predicted = model.predict(inputs[valid])
@@ -88,6 +95,20 @@ def train_and_validate(
     metrics["rows_train"] = float(train.sum())
     metrics["rows_valid"] = float(valid.sum())
     return Trained(model, metrics, valid, predicted)
+
+
+def fit_and_validate(settings: Settings) -> tuple[Trained, Table]:
+    """Read, split, train and validate as the pipeline does, without tracking (tests/model and
+    `benchmark --matrix`)."""
+    problem = get_problem(settings.problem)
+    source = problem.open(settings.data)
+    table = problem.collect(problem.rows(source, settings.data))
+    valid, _ = split_by_date(table.dates, settings.validation_days)
+    trained = train_and_validate(
+        problem, table, problem.features(table, source), valid, settings.model.name,
+        dict(settings.model.params), settings.seed, problem.expected(source, table.ids[valid]),
+    )
+    return trained, table
 
 
 def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:

@@ -50,6 +50,10 @@ class Problem(Protocol):
     def features(self, table: Table, source: Source) -> Any:
         """The sklearn transformer from model inputs to feature dicts (the Pipeline's first step)."""
 
+    def levels(self) -> Any:
+        """The Pipeline step after features that puts the baseline's forecast first in each row
+        (as `level`, learned from the training rows), or None."""
+
     def baseline(self) -> Any:
         """A naive estimator (fit/predict) that every model must beat."""
 

@@ -202,8 +202,7 @@ class ModelStore:
         watch the nudge file's time and refresh within NUDGE_CHECK_SECONDS."""
         if self.nudge_path is None:
             return
-        self.nudge_path.parent.mkdir(parents=True, exist_ok=True)
-        self.nudge_path.write_text(f"{time.time()}\n")
+        touch_nudge_file(self.nudge_path)
         self._seen_nudge = _mtime(self.nudge_path)
 
     def _poll(self) -> None:
@@ -238,6 +237,32 @@ class ModelStore:
             "last_error": self.last_error,
             "last_check": iso_utc(self.last_check) if self.last_check is not None else None,
         }
+
+
+# --- nudge files: how POST /reload, deploy and rollback reach every worker of a local server ----
+
+NUDGE_NAME = "reload-{port}.stamp"
+
+
+def nudge_file(data_dir: Path, port: int) -> Path:
+    """The file the workers of the server on this port watch (in the data folder it serves from)."""
+    return data_dir / NUDGE_NAME.format(port=port)
+
+
+def touch_nudge_file(path: Path) -> None:
+    """Change the file's time: every worker watching it refreshes within NUDGE_CHECK_SECONDS."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{time.time()}\n")
+
+
+def nudge_local_servers(data_dir: Path) -> int:
+    """Make every server serving from this data folder look at the registry now, as POST /reload
+    does (it only makes them ask the registry: no model or version is named); how many files.
+    A file left by a server that has stopped costs nothing."""
+    found = sorted(data_dir.glob(NUDGE_NAME.format(port="*"))) if data_dir.is_dir() else []
+    for path in found:
+        touch_nudge_file(path)
+    return len(found)
 
 
 def _mtime(path: Path | None) -> int | None:

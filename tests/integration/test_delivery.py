@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from cd4ml.benchmark import with_trees
 from cd4ml.cli import main
 from tests.conftest import ROOT, free_port
 
 
-def params_file(tmp_path: Path, max_iter: int = 50, minimum: float = 0.7) -> Path:
-    text = (ROOT / "params.toml").read_text()
-    text = text.replace("max_iter = 50 ", f"max_iter = {max_iter} ").replace("min = 0.7 ", f"min = {minimum} ")
-    path = tmp_path / f"params-{max_iter}-{minimum}.toml"
+def params_file(tmp_path: Path, max_iter: int = 50) -> Path:
+    text = with_trees((ROOT / "params.toml").read_text(), max_iter)  # parsed and checked, not a blind replace
+    path = tmp_path / f"params-{max_iter}.toml"
     path.write_text(text)
     return path
 
@@ -54,12 +54,12 @@ def test_an_accepted_model_is_registered_with_its_lineage_and_deployed(delivery,
 
 def test_a_rejected_model_is_never_deployed(delivery, tmp_path, capsys):
     client, name = delivery
-    good, bad = params_file(tmp_path), params_file(tmp_path, max_iter=5)
+    good, bad = params_file(tmp_path), params_file(tmp_path, max_iter=1)  # one tree: hardly the baseline
     for step in ("pipeline", "acceptance", "deploy"):
         assert cli(capsys, "--params", good, step)[0] == 0
     assert cli(capsys, "--params", bad, "pipeline")[0] == 0
     code, out, _ = cli(capsys, "--params", bad, "acceptance")
-    assert code == 4 and "REJECTED" in out and "worse than production v1" in out
+    assert code == 4 and "REJECTED" in out and "less than min_gain" in out and "worse than production v1" in out
     code, _, err = cli(capsys, "--params", bad, "deploy")
     assert code == 4 and "rejected by the acceptance gate" in err
     assert client.get_model_version_by_alias(name, "production").version == "1"

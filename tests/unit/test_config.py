@@ -68,6 +68,7 @@ def test_relative_data_paths_are_inside_the_data_folder_not_the_working_director
         ("[split]\nvalidation_days = 0\n", r"validation_days must be an integer >= 1; got 0"),
         ("[acceptance]\nmetric = \"accuracy\"\n", r"\[acceptance\] metric must be one of r2, nwrmsle, mae; got 'accuracy'"),
         ("[acceptance]\nmin = 0.9\nmax = 0.5\n", r"min \(0.9\) must not exceed max \(0.5\)"),
+        ("[acceptance]\nmin_gain = -0.1\n", r"\[acceptance\] min_gain must be a number >= 0"),
         ("[data]\nitems = [\"milk\"]\n", r"\[data\] items must be \"all\" or a list of numbers"),
         ("seed = -1\n", r"seed must be an integer >= 0"),
         ("[model\n", r"not valid TOML"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from cd4ml.problems.favorita import schema
 from cd4ml.problems.favorita.generate import (
     SIZES,
     Cells,
+    Process,
     SizeSpec,
     day_off_dates,
     easter_sunday,
@@ -347,3 +348,53 @@ def test_generate_creates_a_missing_output_folder(tmp_path):
                 if row["date"] == "2016-12-31"}
     assert last_day == {"0"}
     assert date(2017, 1, 1) in day_off_dates(spec.start, spec.end)
+
+
+# --- other generating processes (the model matrix's unlike data) -------------------------------
+
+def _sales_by_day(folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Milk's sales and expected sales in store 47, by date, on dates it is not on promotion."""
+    expected = {r["id"]: float(r["expected"]) for r in read_rows(folder / schema.EXPECTED_FILE)}
+    sales, means = {}, {}
+    for row in read_rows(folder / schema.TRAIN_FILE):
+        if row["item_nbr"] == "99197" and row["onpromotion"] == "False":
+            sales[row["date"]], means[row["date"]] = float(row["unit_sales"]), expected[row["id"]]
+    return sales, means
+
+
+def test_a_trend_grows_the_expected_sales_year_on_year(tmp_path):
+    spec = SizeSpec("custom", stores=(47,), n_items=3, start=date(2015, 1, 1), end=date(2016, 12, 31))
+    generate(spec, tmp_path, process=Process(trend=0.5))
+    _, means = _sales_by_day(tmp_path)
+    off = day_off_dates(spec.start, spec.end)
+    plain = [d for d in (date(2015, 6, 1) + timedelta(k) for k in range(60))  # 52 weeks later: same weekday
+             if not {d, d + timedelta(364)} & off and d.day not in (15, 30, 31) and (d + timedelta(364)).day not in (15, 30, 31)]
+    ratios = [means[(d + timedelta(364)).isoformat()] / means[d.isoformat()] for d in plain
+              if {d.isoformat(), (d + timedelta(364)).isoformat()} <= means.keys()]
+    assert len(ratios) > 30 and all(1.45 <= r <= 1.55 for r in ratios), ratios
+
+
+def test_dispersion_widens_sales_around_the_same_expected_sales(tmp_path):
+    spec = SizeSpec("custom", stores=(47,), n_items=3, start=date(2016, 1, 1), end=date(2016, 12, 31))
+    spread = {}
+    for dispersion in (0.0, 0.3):
+        folder = tmp_path / str(dispersion)
+        generate(spec, folder, process=Process(dispersion=dispersion))
+        sales, means = _sales_by_day(folder)
+        errors = np.array([sales[d] - means[d] for d in sales])
+        assert abs(errors.mean()) < 0.05 * np.mean(list(means.values()))  # unbiased either way
+        spread[dispersion] = errors.std()
+    assert spread[0.3] > 2 * spread[0.0]
+
+
+def test_the_default_process_draws_what_it_always_drew(tmp_path, train):
+    spec = SizeSpec("custom", stores=TINY.stores, n_items=TINY.n_items, start=date(2016, 3, 1), end=date(2016, 3, 3))
+    generate(spec, tmp_path, process=Process())
+    got = [{k: v for k, v in row.items() if k != "id"} for row in read_rows(tmp_path / schema.TRAIN_FILE)]
+    assert got == [{k: v for k, v in row.items() if k != "id"} for row in train if "2016-03-01" <= row["date"] <= "2016-03-03"]
+
+
+@pytest.mark.parametrize("field, value", [("season_amplitude", 1.0), ("trend", -1.0), ("dispersion", -0.1)])
+def test_a_process_out_of_range_is_a_config_error_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"{field} must be in"):
+        Process(**{field: value})

@@ -189,6 +189,40 @@ def test_a_nudge_from_another_worker_makes_the_store_refresh_now(tmp_path):
         b.stop()
 
 
+def test_nudging_a_data_folder_reaches_every_server_serving_from_it_and_no_other(tmp_path):
+    """What deploy and rollback do: the servers of this data folder refresh now, not at their next poll."""
+    import threading
+
+    from cd4ml.serving.model_store import ModelStore, nudge_file, nudge_local_servers, touch_nudge_file
+
+    refreshed = {port: threading.Event() for port in (5005, 5006, 5007)}
+
+    def fetcher(port):
+        calls = []
+
+        def fetch(current):
+            calls.append(current)
+            if len(calls) > 1:
+                refreshed[port].set()
+        return fetch
+
+    here, elsewhere = tmp_path / "data", tmp_path / "other"
+    stores = []
+    for port, folder in ((5005, here), (5006, here), (5007, elsewhere)):
+        touch_nudge_file(nudge_file(folder, port))  # what serve does before its workers start
+        stores.append(ModelStore(fetcher(port), poll_seconds=3600, nudge_path=nudge_file(folder, port)))
+    for store in stores:
+        store.start()
+    try:
+        assert nudge_local_servers(here) == 2
+        assert refreshed[5005].wait(10) and refreshed[5006].wait(10), "a server of this folder did not refresh"
+        assert not refreshed[5007].is_set()
+    finally:
+        for store in stores:
+            store.stop()
+    assert nudge_local_servers(tmp_path / "no-such-folder") == 0
+
+
 def test_the_precomputed_grid_answers_exactly_what_the_model_predicts(v1):
     from cd4ml.serving.model_store import forecast_grid
 

@@ -59,11 +59,11 @@ def test_every_fitted_model_saves_with_skops_and_only_the_declared_types(name):
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.pipeline import Pipeline
 
-    from cd4ml.pipeline.models import NonNegative, trusted_types
+    from cd4ml.pipeline.models import make_forecaster, trusted_types
 
-    estimator, dense = make_model(name, {}, random_state=0)
-    X, y = [{"a": float(i % 5), "b": "xy"[i % 2]} for i in range(40)], np.arange(40.0)
-    model = Pipeline([("e", DictVectorizer(sparse=not dense)), ("m", NonNegative(estimator))]).fit(X, y)
+    forecaster, dense = make_forecaster(name, {}, random_state=0)
+    X, y = [{"a": float(i % 5 + 1), "b": "xy"[i % 2]} for i in range(40)], np.arange(40.0)
+    model = Pipeline([("e", DictVectorizer(sparse=not dense)), ("m", forecaster)]).fit(X, y)
     assert sorted(sio.get_untrusted_types(data=sio.dumps(model))) == sorted(trusted_types(name))
 
 
@@ -98,3 +98,15 @@ def test_the_scale_paths_models_save_with_skops_and_only_the_declared_types(name
     untrusted = sorted(sio.get_untrusted_types(data=sio.dumps(model)))
     assert untrusted == sorted(relative_trusted_types(name))
     assert set(untrusted) <= set(all_trusted_types())  # what the model server trusts
+
+
+def test_the_row_path_regularises_gradient_boosting_for_small_data_and_the_scale_path_does_not():
+    from cd4ml.pipeline.models import make_forecaster
+
+    row = make_forecaster("gradient_boosting", {}, random_state=0)[0].regressor.regressor
+    scale = make_model("gradient_boosting", {}, random_state=0)[0]
+    assert (row.max_depth, row.min_samples_leaf, row.learning_rate) == (2, 20, 0.05)
+    assert (scale.max_depth, scale.min_samples_leaf, scale.learning_rate) == (None, 20, 0.1)
+    both = {"learning_rate": 0.2, "max_depth": 4}
+    assert make_forecaster("gradient_boosting", both, 0)[0].regressor.regressor.get_params()["max_depth"] == 4
+    assert make_model("gradient_boosting", both, 0)[0].learning_rate == 0.2

@@ -353,9 +353,36 @@ class DaySales:
     expected: np.ndarray
 
 
-def yearly(day: date) -> float:
+@dataclass(frozen=True)
+class Process:
+    """How the generating process may differ from the one above, to test models on data unlike
+    ours (docs/data.md, "Other processes"); the defaults are the process above.
+
+    season_amplitude: of the yearly wave.
+    trend: yearly growth of every rate, λ · (1 + trend) ** (years since the first date).
+    dispersion: extra-Poisson noise, λ · Gamma(1/dispersion, dispersion) per cell and date (mean 1,
+        variance dispersion), so unit sales are negative binomial; 0: none.
+    """
+
+    season_amplitude: float = SEASON_AMPLITUDE
+    trend: float = 0.0
+    dispersion: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.season_amplitude < 1:
+            raise ConfigError(f"season_amplitude must be in [0, 1); got {self.season_amplitude!r}.")
+        if not -1 < self.trend <= 10:
+            raise ConfigError(f"trend must be in (-1, 10]; got {self.trend!r}.")
+        if not 0 <= self.dispersion <= 10:
+            raise ConfigError(f"dispersion must be in [0, 10]; got {self.dispersion!r}.")
+
+
+DEFAULT_PROCESS = Process()
+
+
+def yearly(day: date, amplitude: float = SEASON_AMPLITUDE) -> float:
     """The seasonal factor: a smooth yearly wave and the December lift."""
-    wave = 1 + SEASON_AMPLITUDE * math.sin(2 * math.pi * (day.timetuple().tm_yday - 80) / 365.25)
+    wave = 1 + amplitude * math.sin(2 * math.pi * (day.timetuple().tm_yday - 80) / 365.25)
     return wave * (DECEMBER_LIFT if day.month == 12 and day.day >= 15 else 1.0)
 
 
@@ -364,37 +391,46 @@ def is_payday(day: date) -> bool:
     return day.day == 15 or (day + timedelta(1)).month != day.month
 
 
-def day_factor(day: date, day_off: bool) -> float:
-    """The part of λ that depends on the date only."""
+def day_factor(day: date, day_off: bool, amplitude: float = SEASON_AMPLITUDE) -> float:
+    """The part of λ that depends on the date only (besides a trend)."""
     return (
-        WEEKLY[day.weekday()] * yearly(day)
+        WEEKLY[day.weekday()] * yearly(day, amplitude)
         * (HOLIDAY_LIFT if day_off else 1.0)
         * (PAYDAY_LIFT if is_payday(day) else 1.0)
     )
 
 
-def expected_sales(lam: np.ndarray, by_weight: np.ndarray) -> np.ndarray:
-    """E[max(sales, 0) | a row is written], for each cell's λ."""
+def expected_sales(lam: np.ndarray, by_weight: np.ndarray, dispersion: float = 0.0) -> np.ndarray:
+    """E[max(sales, 0) | a row is written], for each cell's λ (negative binomial unit sales
+    when dispersion > 0: P(0) = (1 + dispersion · λ) ** (−1 / dispersion))."""
     kept = 1 - P_RETURN
-    written = P_RETURN - kept * np.expm1(-lam)
+    log_zero = -lam if dispersion == 0 else -np.log1p(dispersion * lam) / dispersion  # log P(0 units)
+    written = P_RETURN - kept * np.expm1(log_zero)
     return np.where(by_weight, kept * lam, kept * lam / written)
 
 
-def simulate_day(cells: Cells, day: date, day_off: bool, seed: int) -> DaySales:
-    """Draw one date's promotions, sales and returns from its own random stream."""
+def simulate_day(
+    cells: Cells, day: date, day_off: bool, seed: int, process: Process = DEFAULT_PROCESS, years: float = 0.0,
+) -> DaySales:
+    """Draw one date's promotions, sales and returns from its own random stream (years: since
+    the first date, for the trend)."""
     rng = np.random.default_rng([seed, day.toordinal()])
     n = len(cells.base)
     promo = rng.random(n) < P_PROMO
-    lam = cells.base * day_factor(day, day_off) * np.where(promo, PROMO_LIFT, 1.0)
+    lam = (cells.base * day_factor(day, day_off, process.season_amplitude) * np.where(promo, PROMO_LIFT, 1.0)
+           * (1 + process.trend) ** years)
     sales = np.empty(n)
     unit = ~cells.by_weight
-    sales[unit] = rng.poisson(lam[unit])
-    sales[cells.by_weight] = np.round(rng.gamma(GAMMA_SHAPE, lam[cells.by_weight] / GAMMA_SHAPE), 3)
+    # the extra noise is drawn from a stream of its own, so the default process keeps its draws
+    noisy = lam if process.dispersion == 0 else lam * np.random.default_rng([seed, day.toordinal(), 1]).gamma(
+        1 / process.dispersion, process.dispersion, size=n)
+    sales[unit] = rng.poisson(noisy[unit])
+    sales[cells.by_weight] = np.round(rng.gamma(GAMMA_SHAPE, noisy[cells.by_weight] / GAMMA_SHAPE), 3)
     returned = np.flatnonzero(rng.random(n) < P_RETURN)
     units = rng.integers(UNIT_RETURN[0], UNIT_RETURN[1] + 1, size=len(returned))
     kilos = np.round(rng.uniform(*WEIGHT_RETURN, size=len(returned)), 3)
     sales[returned] = -np.where(cells.by_weight[returned], kilos, units)
-    return DaySales(promo=promo, sales=sales, expected=expected_sales(lam, cells.by_weight))
+    return DaySales(promo=promo, sales=sales, expected=expected_sales(lam, cells.by_weight, process.dispersion))
 
 
 # --- CSV encoding -----------------------------------------------------------------------------
@@ -498,6 +534,7 @@ def _write_sales(
     seed: int,
     out_dir: Path,
     on_progress: Callable[[int], object] | None,
+    process: Process = DEFAULT_PROCESS,
 ) -> tuple[int, int]:
     """Stream train.csv, expected.csv and the workshop file, one date at a time; count rows."""
     days_off = day_off_dates(spec.start, spec.end)
@@ -513,7 +550,7 @@ def _write_sales(
             _open_csv(stack, workshop_path, schema.WORKSHOP_COLUMNS) if workshop_days else None
         )
         for day in _dates(spec.start, spec.end):
-            sales = simulate_day(cells, day, day in days_off, seed)
+            sales = simulate_day(cells, day, day in days_off, seed, process, (day - spec.start).days / 365.25)
             written = np.flatnonzero(sales.sales)
             ids = _int_text(np.arange(rows, rows + len(written)))
             item = text.item.take(written)
@@ -554,10 +591,12 @@ def generate(
     out_dir: Path,
     seed: int = 42,
     on_progress: Callable[[int], object] | None = None,
+    process: Process = DEFAULT_PROCESS,
 ) -> dict:
     """Write the synthetic data set of a size (or a custom SizeSpec) into out_dir; summarise it.
 
     on_progress, if given, is called with the number of train.csv rows written after each date.
+    process: a generating process other than the default one (for tests of unlike data).
     """
     spec = _size_spec(size)
     started = time.perf_counter()
@@ -579,7 +618,7 @@ def generate(
         ],
     )
     text = CellText.of(cells, items)
-    rows, workshop_rows = _write_sales(spec, cells, text, seed, out_dir, on_progress)
+    rows, workshop_rows = _write_sales(spec, cells, text, seed, out_dir, on_progress, process)
     return {
         "size": spec.name,
         "out_dir": str(out_dir),

@@ -15,6 +15,7 @@ from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.baseline import DayOfWeekMean
 from cd4ml.problems.favorita.batches import ItemTable
 from cd4ml.problems.favorita.compact import CompactSalesFeatures
+from cd4ml.problems.favorita.levels import LevelFeatures
 from cd4ml.problems.favorita.partitions import Partitions
 from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue, date_of, days_of
 from cd4ml.problems.favorita.process import filter_rows, process_rows
@@ -79,6 +80,9 @@ class FavoritaProblem:
             calendar=tuple(sorted(d.isoformat() for d in days_off)),
             period=(min(table.dates).isoformat(), max(table.dates).isoformat()),
         )
+
+    def levels(self) -> LevelFeatures:
+        return LevelFeatures()
 
     def baseline(self) -> DayOfWeekMean:
         return DayOfWeekMean()
@@ -158,5 +162,6 @@ class FavoritaProblem:
     # skops (no pickle).
     trusted_types = (
         f"{SalesFeatures.__module__}.SalesFeatures", f"{CompactSalesFeatures.__module__}.CompactSalesFeatures",
+        f"{LevelFeatures.__module__}.LevelFeatures",
         "builtins.frozenset", "datetime.date",
     )
