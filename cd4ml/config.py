@@ -216,7 +216,7 @@ def load_settings(
     `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}.
     """
     environ = os.environ if environ is None else environ
-    params_file = Path(environ.get("CD4ML_PARAMS", params_file or PARAMS_FILE))
+    params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
     merged = copy.deepcopy(DEFAULTS)
     _deep_merge(merged, _read_params(params_file))
     _deep_merge(merged, _env_overrides(environ))

@@ -9,15 +9,14 @@ import pytest
 from mlflow import MlflowClient
 
 from cd4ml.cli import main
-from tests.conftest import ROOT, free_port
+from tests import conftest
+from tests.conftest import free_port
 
 
 def params_file(tmp_path: Path, max_iter: int = 50, minimum: float = 0.7) -> Path:
-    text = (ROOT / "params.toml").read_text()
-    text = text.replace("max_iter = 50 ", f"max_iter = {max_iter} ").replace("min = 0.7 ", f"min = {minimum} ")
-    path = tmp_path / f"params-{max_iter}-{minimum}.toml"
-    path.write_text(text)
-    return path
+    """Gradient boosting with max_iter trees, whatever the defaults: 50 are accepted, 5 rejected."""
+    changes = {"model.name": "gradient_boosting", "model.gradient_boosting.max_iter": max_iter, "acceptance.min": minimum}
+    return conftest.params_file(tmp_path, changes, name=f"params-{max_iter}-{minimum}.toml")
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

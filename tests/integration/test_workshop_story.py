@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until_up
+from tests.conftest import ROOT, free_port, params_file, wait_until_up
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.skipif(
@@ -77,7 +77,7 @@ def wait_for_a_check_after(url: str, moment: float, seconds: float = 30) -> None
 def story(mlflow_server, workshop_data, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "params.toml").write_text((ROOT / "params.toml").read_text())
+    params_file(repo, {"model.name": "gradient_boosting", "model.gradient_boosting.max_iter": 50})
     git(repo, "init", "-q")
     git(repo, "-c", "user.name=Attendee", "-c", "user.email=a@example.org", "commit", "-q", "--allow-empty", "-m", "start")
     git(repo, "config", "user.name", "Attendee")

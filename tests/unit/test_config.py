@@ -99,3 +99,10 @@ def test_the_pipeline_says_where_to_look_at_the_run(tmp_path, uri, expected):
 
     settings = load_settings(environ={"CD4ML_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": uri})
     assert expected in _where_to_look(settings, "1", "abc")
+
+
+def test_the_params_flag_beats_cd4ml_params(tmp_path):
+    flag, env = params(tmp_path, "seed = 1\n"), tmp_path / "env.toml"
+    env.write_text("seed = 2\n")
+    assert load_settings(flag, environ={"CD4ML_PARAMS": str(env)}).seed == 1
+    assert load_settings(None, environ={"CD4ML_PARAMS": str(env)}).seed == 2
