@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cd4ml.config import Settings, load_settings
-from cd4ml.errors import EXIT_OK, Cd4mlError
+from cd4ml.errors import EXIT_OK, Cd4mlError, MissingPackage
 from cd4ml.progress import Reporter
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
@@ -35,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cd4mlError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:  # run by a python without our requirements
+        if (err.name or "").startswith("cd4ml"):
+            raise
+        missing = MissingPackage(err, sys.executable)
+        print(f"error: {missing}", file=sys.stderr)
+        return missing.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -265,7 +271,7 @@ def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:
     if settings.tracking.uri.startswith(("http://", "https://")):
         return f"see it at {settings.tracking.uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return (
-        f"see it with: mlflow ui --backend-store-uri {settings.tracking.uri}  "
+        f"see it with: {settings.commands.mlflow} ui --backend-store-uri {settings.tracking.uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
     )
 
@@ -327,7 +333,7 @@ def _deploy(args: argparse.Namespace) -> int:
     move = registry.promote(client, settings.tracking.registered_model, version)
     print(f"deployed: {move}")
     print(f"the model server picks it up within {settings.serving.poll_seconds:g} s "
-          f"(or at once on POST /reload); serve with: python3 run_python_script.py serve")
+          f"(or at once on POST /reload); serve with: {settings.commands.script} serve")
     return EXIT_OK
 
 
@@ -356,6 +362,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from cd4ml.serving.gunicorn_app import serve
     from cd4ml.serving.model_store import ModelStore
+    from cd4ml.serving.port import ensure_free
     from cd4ml.serving.registry_source import production_fetcher
 
     settings = _settings(args)
@@ -366,6 +373,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.serving.workers,
     )
     settings = replace(settings, serving=serving)
+    ensure_free(serving.host, serving.port)  # before anything else: a taken port is one line, exit 2
     if not settings.tracking.remote:
         _create_local_store(settings)  # once, here: two workers creating it at once would race
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
@@ -380,6 +388,10 @@ def _quickstart(args: argparse.Namespace) -> int:
     from cd4ml.errors import EXIT_REJECTED
 
     settings = _settings(args)
+    if not args.no_serve:  # a taken port must not cost a training run and a deploy first
+        from cd4ml.serving.port import ensure_free
+
+        ensure_free(settings.serving.host, args.port or settings.serving.port)
     step = argparse.Namespace(**vars(args), data=None, items=None, stores=None, model=None, json=False, run_id=None)
     _pipeline(step)
     accepted = _acceptance(step)
@@ -497,8 +509,8 @@ def _feedback(args: argparse.Namespace) -> int:
     result = add_actuals(args.actuals.resolve(), settings.data.source)
     print(result)
     if result.added:
-        print("retrain on it: python3 run_python_script.py pipeline && python3 run_python_script.py acceptance "
-              "&& python3 run_python_script.py deploy")
+        script = settings.commands.script
+        print(f"retrain on it: {script} pipeline && {script} acceptance && {script} deploy")
     return EXIT_OK
 
 
@@ -515,7 +527,7 @@ def _profiled(args: argparse.Namespace) -> int:
         profile.dump_stats(path)
         print(
             f"profile written to {path}\n"
-            f"view it with: python3 -m pstats {path}  (then: sort cumtime, stats 25)",
+            f"view it with: {settings.commands.python} -m pstats {path}  (then: sort cumtime, stats 25)",
             file=sys.stderr,
         )
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +192,32 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True)
+class Commands:
+    """How the hints we print name our programs, so that they work as typed in the user's shell."""
+
+    python: str = "python3"
+    mlflow: str = "mlflow"
+
+    @property
+    def script(self) -> str:
+        return f"{self.python} run_python_script.py"
+
+
+def shell_commands(environ: Mapping[str, str], executable: str = sys.executable) -> Commands:
+    """`python3` and `mlflow` when the shell's PATH finds this interpreter's folder first (the venv
+    is active), else their paths in that folder (`.venv/bin/python`), relative to here when inside."""
+    folder = Path(executable).parent
+    found = shutil.which("python3", path=environ.get("PATH", os.defpath))
+    if found and Path(found).parent.resolve() == folder.resolve():
+        return Commands()
+    try:
+        shown = folder.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = folder.absolute()
+    return Commands(python=str(shown / "python"), mlflow=str(shown / "mlflow"))
+
+
+@dataclass(frozen=True)
 class Settings:
     problem: str
     seed: int
@@ -204,6 +232,7 @@ class Settings:
     paths: Paths
     params_file: Path
     raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
+    commands: Commands = Commands()  # how hints name python and mlflow in the user's shell
 
 
 def load_settings(
@@ -347,6 +376,7 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
         paths=paths,
         params_file=params_file,
         raw=p,
+        commands=shell_commands(environ),
     )
 
 

@@ -1,0 +1,68 @@
+"""What a newcomer meets in the first hour, run as they would run it: outside the venv, a port taken."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def script(python: str | Path, *argv: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    return subprocess.run([str(python), str(ROOT / "run_python_script.py"), *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def bare_python(tmp_path) -> Path:
+    """A python without the project's requirements, like the system python3 of a newcomer."""
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    return tmp_path / "bare" / "bin" / "python"
+
+
+@pytest.mark.parametrize("command", ["serve", "pipeline", "generate-data"])
+def test_a_python_without_the_requirements_is_told_to_activate_the_venv(bare_python, tmp_path, command):
+    done = script(bare_python, command, env={"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "is not installed for" in done.stderr and "source .venv/bin/activate" in done.stderr
+    assert "make install" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "quickstart"])
+def test_a_taken_port_is_one_line_and_exit_2_before_any_work(tmp_path, command):
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = script(sys.executable, command, "--port", str(port), env={"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(data)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (f"error: port {port} on 127.0.0.1 is already in use (a server you started before?). "
+                                   f"Stop that server, or choose another port with --port, e.g. --port {port + 1}.")
+    assert done.stdout == "" and not data.exists()  # nothing generated, trained or deployed
+
+
+def test_hints_name_the_venvs_programs_when_it_is_not_active(tmp_path):
+    from cd4ml.config import shell_commands
+
+    venv_bin = Path(sys.executable).parent
+    outside = shell_commands({"PATH": "/usr/bin:/bin"})
+    assert Path(outside.python).absolute() == venv_bin.absolute() / "python"
+    assert Path(outside.mlflow).absolute() == venv_bin.absolute() / "mlflow" and Path(outside.mlflow).exists()
+    assert shell_commands({"PATH": f"{venv_bin}:/usr/bin"}).script == "python3 run_python_script.py"
+
+
+def test_the_pipelines_hint_works_as_typed_outside_the_venv(tmp_path, workshop_data):
+    env = {"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(tmp_path / "data"),
+           "CD4ML_DATA_SOURCE": str(workshop_data / "store47-2016.csv"), "CD4ML_PARAMS": str(ROOT / "tests" / "params.toml")}
+    done = script(sys.executable, "pipeline", env=env)
+    assert done.returncode == 0, done.stderr
+    hint = next(line for line in done.stdout.splitlines() if line.startswith("see it with: "))
+    program = hint.removeprefix("see it with: ").split()[0]
+    typed = subprocess.run([program, "ui", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert typed.returncode == 0, typed.stderr
