@@ -201,7 +201,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
-    })
+    }, flags=FLAGS)
+
+
+FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--stores", "model.name": "--model",
+         "scale.mode": "--scale/--no-scale", "scale.max_rows": "--max-rows", "scale.dask_scheduler": "--dask"}
 
 
 def _generate_data(args: argparse.Namespace) -> int:
@@ -244,7 +248,8 @@ def _pipeline(args: argparse.Namespace) -> int:
         from cd4ml.pipeline.run import run_pipeline
         from cd4ml.pipeline.run_scale import run_scale_pipeline
 
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: say so first
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: say so first
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         _ensure_default_data(settings)
     except BaseException:
         process.cancel()
@@ -313,20 +318,22 @@ def _acceptance(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     from cd4ml import registry
-    from cd4ml.errors import ModelRejected, ServiceUnreachable
+    from cd4ml.errors import ModelRejected
 
     settings = _settings(args)
     run_id, recorded = _run_id(args, settings)
     client = registry.client(settings.tracking)
-    try:
-        run = client.get_run(run_id)
-    except Exception as err:
-        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {err}", "Is MLflow up?") from None
+    run = registry.run(client, run_id)
     verdict = run.data.tags.get(registry.ACCEPTED_TAG)
+    if verdict == "rejected":
+        raise ModelRejected(
+            f"run {run_id} was rejected by the acceptance gate; it is not deployed.",
+            "Improve the model and run the pipeline again, or revert the change that made it (git revert).",
+        )
     if verdict != "accepted":
         raise ModelRejected(
-            f"run {run_id} was {verdict or 'not judged'} by the acceptance gate; it is not deployed.",
-            "Run `python3 run_python_script.py acceptance` and deploy only an accepted model.",
+            f"run {run_id} was not judged by the acceptance gate; it is not deployed.",
+            f"Run `{settings.commands.script} acceptance` first, and deploy only an accepted model.",
         )
     model_uri = recorded.get("model_uri") or _logged_model_uri(client, run)
     version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)

@@ -99,7 +99,8 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
     process = process or tracking.RunProcess(settings.tracking)
     try:
         problem = get_problem(settings.problem)
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
     except BaseException:
         process.cancel()

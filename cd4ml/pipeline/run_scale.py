@@ -137,7 +137,8 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking
     try:
         problem = get_problem(settings.problem)
         check_model(settings.model.name)
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, None)  # a missing file: no run
         partitions = problem.partitions(source, settings.data, int(settings.scale.partition_mb * (1 << 20)),
                                         settings.scale.max_rows)

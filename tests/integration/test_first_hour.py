@@ -66,3 +66,37 @@ def test_the_pipelines_hint_works_as_typed_outside_the_venv(tmp_path, workshop_d
     program = hint.removeprefix("see it with: ").split()[0]
     typed = subprocess.run([program, "ui", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert typed.returncode == 0, typed.stderr
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    from cd4ml.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("command", ["acceptance", "deploy"])
+def test_a_run_that_does_not_exist_is_bad_input_not_an_unreachable_mlflow(embedded, capsys, command):
+    code, _, err = cli(capsys, command, "--run-id", "deadbeef")
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]  # after MLflow's own log lines as it creates the store
+    assert last.startswith("error: no such run 'deadbeef' in sqlite:///") and "Traceback" not in err
+
+
+def test_rollback_with_nothing_deployed_says_so(embedded, capsys, monkeypatch):
+    code, _, err = cli(capsys, "rollback")
+    assert code == 2
+    assert "nothing is deployed" in err and "v-" not in err and "Deploy a model first" in err
+
+
+def test_deploying_a_rejected_run_says_revert_or_improve_not_run_the_gate(embedded, capsys, tiny_data, tmp_path, monkeypatch):
+    from tests.conftest import params_file
+
+    monkeypatch.setenv("CD4ML_DATA_SOURCE", str(tiny_data / "store47-2016.csv"))
+    strict = params_file(tmp_path, {"acceptance.min": 0.999})
+    assert cli(capsys, "--params", strict, "pipeline")[0] == 0
+    assert cli(capsys, "--params", strict, "acceptance")[0] == 4
+    code, _, err = cli(capsys, "--params", strict, "deploy")
+    assert code == 4 and "was rejected by the acceptance gate" in err
+    assert "git revert" in err and "Improve the model" in err and "run_python_script.py acceptance" not in err
