@@ -9,6 +9,7 @@ caller, so a test passes its own and gunicorn builds one per worker after the fo
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,19 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, rep
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.wsgi_app = _stamped(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+STARTED = "cd4ml.started"  # the WSGI environ key: when this worker handed the request to the app
+
+
+def _stamped(wsgi_app: Any) -> Any:
+    """The WSGI app, noting in environ[STARTED] when each request reached it (the events' latency_ms)."""
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ[STARTED] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+
     return app
 
 

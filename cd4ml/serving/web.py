@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from cd4ml.serving.api import EARLIEST, LATEST, BadInput, forecast, parse_forecast_request
+from cd4ml.serving.api import EARLIEST, LATEST, BadInput, forecast, parse_forecast_request, record
 from cd4ml.serving.app import DEPLOY_COMMANDS, services
 
 bp = Blueprint("web", __name__)
@@ -34,9 +34,11 @@ def index() -> Any:
     result = error = None
     if "date" in args or "item_nbr" in args:
         try:
-            result = forecast(model, parse_forecast_request(args, model, strict=False), found.sink)
+            result = forecast(model, parse_forecast_request(args, model, strict=False))
         except BadInput as err:
             error = err
     page = render_template("index.html", model=model, values=values, result=result, error=error,
                            earliest=EARLIEST.isoformat(), latest=LATEST.isoformat())
+    if result is not None:
+        record(found.sink, result)  # the page is ready: its latency includes rendering it
     return page, 400 if error else 200
