@@ -201,7 +201,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
-    }, flags=FLAGS)
+    }, flags=FLAGS, data_dir=getattr(args, "store_dir", None))
 
 
 FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--stores", "model.name": "--model",
@@ -371,6 +371,7 @@ def _serve(args: argparse.Namespace) -> int:
     from cd4ml.serving.model_store import ModelStore
     from cd4ml.serving.port import ensure_free
     from cd4ml.serving.registry_source import production_fetcher
+    from cd4ml.serving.worker_counts import reset as reset_counts
 
     settings = _settings(args)
     serving = replace(
@@ -387,11 +388,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
     nudge = settings.paths.data_dir / f"reload-{serving.port}.stamp"  # POST /reload reaches every worker
+    reset_counts(settings.paths.worker_counts(serving.port))  # /version sums this server's workers only
     return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve."""
+    """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve, in a store of its own
+    (data/quickstart/), so that the exercises' version numbers do not depend on whether it ran first."""
     from cd4ml.errors import EXIT_REJECTED
 
     settings = _settings(args)
@@ -399,7 +402,13 @@ def _quickstart(args: argparse.Namespace) -> int:
         from cd4ml.serving.port import ensure_free
 
         ensure_free(settings.serving.host, args.port or settings.serving.port)
-    step = argparse.Namespace(**vars(args), data=None, items=None, stores=None, model=None, json=False, run_id=None)
+    _ensure_default_data(settings)  # the shared data folder's workshop data, generated once
+    store = settings.paths.quickstart_dir
+    if not settings.tracking.remote:
+        print(f"quickstart keeps its own MLflow store, last run and events in {store}: "
+              f"the exercises start from an empty registry in {settings.paths.mlflow_dir}")
+    step = argparse.Namespace(**vars(args), data=settings.data.source, items=None, stores=None, model=None, json=False,
+                              run_id=None, store_dir=store)
     _pipeline(step)
     accepted = _acceptance(step)
     if accepted == EXIT_OK:

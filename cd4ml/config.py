@@ -103,6 +103,15 @@ class Paths:
         """The last report `monitor` wrote; the model server's /monitoring page shows it."""
         return self.monitoring_dir / "latest.json"
 
+    @property
+    def quickstart_dir(self) -> Path:
+        """quickstart's own data folder (MLflow store, last run, events): the exercises' registry stays empty."""
+        return self.data_dir / "quickstart"
+
+    def worker_counts(self, port: int) -> Path:
+        """Where the workers of the server on this port share their event counts (serving.worker_counts)."""
+        return self.data_dir / f"workers-{port}"
+
     def generated(self, size: str) -> Path:
         """Where generate-data writes a data set of this size by default."""
         return self.data_dir / size
@@ -243,11 +252,13 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     flags: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> Settings:
     """Merge defaults, the params file, CD4ML_* variables and CLI overrides; validate; freeze.
 
     `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}; `flags` names the
-    CLI flag of each ({"model.name": "--model"}), for errors.
+    CLI flag of each ({"model.name": "--model"}), for errors. `data_dir` replaces data/ or $CD4ML_DATA_DIR
+    (quickstart keeps its own store there).
     """
     environ = os.environ if environ is None else environ
     params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
@@ -261,6 +272,8 @@ def load_settings(
         _set_dotted(merged, dotted, value)
     flag_names = {dotted: (flags or {}).get(dotted, f"the override {dotted}") for dotted in given}
     origins = Origins(params_file.name, key_lines(text), env_names, flag_names)
+    if data_dir is not None:
+        environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
     return _validate(merged, params_file, environ, origins)
 
 

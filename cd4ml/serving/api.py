@@ -199,7 +199,7 @@ def version() -> Any:
         app_version=current_app.config["APP_VERSION"],
         model_version=status.pop("version"),
         **status,
-        events=found.sink.stats(),
+        events=found.counts.total() if found.counts is not None else found.sink.stats(),
     )
 
 

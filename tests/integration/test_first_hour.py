@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -100,3 +101,38 @@ def test_deploying_a_rejected_run_says_revert_or_improve_not_run_the_gate(embedd
     code, _, err = cli(capsys, "--params", strict, "deploy")
     assert code == 4 and "was rejected by the acceptance gate" in err
     assert "git revert" in err and "Improve the model" in err and "run_python_script.py acceptance" not in err
+
+
+def test_version_counts_the_events_of_every_worker_not_the_one_that_answers(tmp_path, tiny_data):
+    import requests
+
+    from tests.serving_helpers import MILK, model_a, start_server, stop_server, wait_for
+
+    process, url, _ = start_server(tmp_path, {"1": model_a(tiny_data)}, workers=2)
+    try:
+        asked = 20
+        for _ in range(asked):
+            assert requests.get(f"{url}/prediction", params=MILK, timeout=10).status_code == 200
+
+        def every_answer_counts_all() -> bool:
+            answers = [requests.get(f"{url}/version", timeout=10).json()["events"] for _ in range(10)]
+            return all(a["sent"] == asked and a["workers"] == 2 for a in answers)
+
+        wait_for(every_answer_counts_all, seconds=30, what="/version counting both workers' events")
+        events = requests.get(f"{url}/version", timeout=10).json()["events"]
+        assert events["dropped"] == 0 and events["this_worker"]["sent"] <= asked
+    finally:
+        stop_server(process)
+
+
+def test_quickstart_keeps_its_own_store_so_the_exercises_start_at_version_1(embedded, capsys, tiny_data, monkeypatch):
+    monkeypatch.setenv("CD4ML_DATA_SOURCE", str(tiny_data / "store47-2016.csv"))
+    done = script(sys.executable, "quickstart", "--no-serve", env=dict(os.environ))  # `make run`, in its own process
+    assert done.returncode == 0, done.stderr
+    assert "nothing -> v1" in done.stdout
+    assert f"keeps its own MLflow store, last run and events in {embedded / 'quickstart'}" in done.stdout
+    assert (embedded / "quickstart" / "mlflow" / "mlflow.db").exists()
+    for step in ("pipeline", "acceptance", "deploy"):  # exercise 2, after `make run`
+        code, out, err = cli(capsys, step)
+        assert code == 0, err
+    assert "sales-forecast@production: nothing -> v1" in out
