@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"), help="how much data (default: workshop)")
     gen.add_argument("--out", type=Path, default=None, help="folder to write (default: data/<size>)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: seed in params.toml)")
+    gen.add_argument("--actuals-for", type=Path, default=None, metavar="EVENTS",
+                     help="instead: the actual sales of the days forecast in this event log (e.g. data/predictions.jsonl), "
+                          "from the same process and seed, as a Kaggle-layout folder for monitor --actuals and feedback "
+                          "(default --out: data/actuals)")
     gen.set_defaults(handler=_generate_data)
 
     pipe = commands.add_parser("pipeline", parents=[common], help="read, process, train and validate a model; track it in MLflow",
@@ -212,13 +216,28 @@ def _generate_data(args: argparse.Namespace) -> int:
     from cd4ml.problems.favorita.generate import generate
 
     settings = _settings(args)
-    out = args.out or settings.paths.generated(args.size)
     seed = settings.seed if args.seed is None else args.seed
+    if args.actuals_for is not None:
+        return _generate_actuals(args, settings, seed)
+    out = args.out or settings.paths.generated(args.size)
     reporter = Reporter()
     reporter.say(f"generating {args.size} data (seed {seed}) into {out}")
     summary = generate(args.size, out, seed=seed)
     reporter.stage("generate", summary["seconds"], summary["rows"])
     print(f"wrote {summary['rows']:,} sales rows ({summary['workshop_rows']:,} in the workshop file) to {out}")
+    return EXIT_OK
+
+
+def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
+    from cd4ml.monitoring.events_source import forecast_days
+    from cd4ml.problems.favorita.generate import generate_days
+
+    out = (args.out or settings.paths.data_dir / "actuals").resolve()
+    days = forecast_days(args.actuals_for.resolve())
+    summary = generate_days(args.size, days, out, seed=seed)
+    print(f"wrote {summary['rows']:,} actual sales rows of the {len(days)} days forecast in {args.actuals_for} "
+          f"({min(days)} to {max(days)}, {args.size} data, seed {seed}) to {out}")
+    print(f"score them: {settings.commands.script} monitor --actuals {out}")
     return EXIT_OK
 
 

@@ -136,3 +136,34 @@ def test_quickstart_keeps_its_own_store_so_the_exercises_start_at_version_1(embe
         code, out, err = cli(capsys, step)
         assert code == 0, err
     assert "sales-forecast@production: nothing -> v1" in out
+
+
+def test_generate_data_writes_the_actual_sales_of_the_days_forecast(tmp_path, workshop_data):
+    import csv
+    import json
+
+    from tests.serving_helpers import an_event
+
+    log = tmp_path / "predictions.jsonl"
+    days = ("2016-12-24", "2016-12-24", "2016-12-30", "2017-01-02")  # one after the data ends
+    log.write_text("".join(json.dumps(an_event(date=day)) + "\n" for day in days))
+    out = tmp_path / "actuals"
+    done = script(sys.executable, "generate-data", "--actuals-for", str(log), "--out", str(out),
+                  env={"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 0, done.stderr
+    assert "the 3 days forecast" in done.stdout and f"monitor --actuals {out}" in done.stdout
+
+    def sales(path: Path, wanted: set[str]) -> dict:
+        with path.open() as f:
+            return {(r["date"], r["store_nbr"], r["item_nbr"]): r["unit_sales"] for r in csv.DictReader(f) if r["date"] in wanted}
+
+    written = sales(out / "train.csv", set(days))
+    assert {day for day, _, _ in written} == set(days)
+    in_2016 = {"2016-12-24", "2016-12-30"}
+    assert {k: v for k, v in written.items() if k[0] in in_2016} == sales(workshop_data / "train.csv", in_2016)
+
+
+def test_generate_data_without_forecasts_says_what_to_do(tmp_path):
+    done = script(sys.executable, "generate-data", "--actuals-for", str(tmp_path / "none.jsonl"),
+                  env={"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 2 and "no forecasts to write the actual sales of" in done.stderr
