@@ -62,7 +62,7 @@ def last_run(settings: Settings) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path} does not exist: no pipeline run to judge", "Run `python3 run_python_script.py pipeline` first.") from None
+        raise DataError(f"{path} does not exist: no pipeline run to judge", f"Run `{settings.commands.script} pipeline` first.") from None
     except json.JSONDecodeError:
         raise DataError(f"{path} is not valid JSON", "Run the pipeline again to rewrite it.") from None
 

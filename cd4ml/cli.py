@@ -358,8 +358,9 @@ def _deploy(args: argparse.Namespace) -> int:
     version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
     move = registry.promote(client, settings.tracking.registered_model, version)
     print(f"deployed: {move}")
+    serve = "quickstart" if getattr(args, "store_dir", None) else "serve"  # quickstart serves its own store
     print(f"the model server picks it up within {settings.serving.poll_seconds:g} s "
-          f"(or at once on POST /reload); serve with: {settings.commands.script} serve")
+          f"(or at once on POST /reload); serve with: {settings.commands.script} {serve}")
     return EXIT_OK
 
 
