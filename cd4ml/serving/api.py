@@ -8,6 +8,7 @@ once and answers with that model only, so a hot swap never mixes two versions.
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ def version() -> Any:
     return jsonify(
         app_version=current_app.config["APP_VERSION"],
         model_version=status.pop("version"),
+        worker=os.getpid(),
         **status,
         events=found.counts.total() if found.counts is not None else found.sink.stats(),
     )

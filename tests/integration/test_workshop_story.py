@@ -51,14 +51,17 @@ def last_run(data: Path) -> dict:
     return json.loads((data / "last_run.json").read_text())
 
 
-def wait_for_version(url: str, version: str, seconds: float = 60) -> None:
-    """Until 10 answers in a row (so every worker) come from this version."""
-    deadline, streak = time.monotonic() + seconds, 0
-    while time.monotonic() < deadline and streak < 10:
-        streak = streak + 1 if requests.get(f"{url}/version", timeout=2).json().get("model_version") == version else 0
-        if not streak:
+def wait_for_version(url: str, version: str, seconds: float = 60, workers: int = 2) -> None:
+    """Until 10 answers in a row come from this version, from every worker (/version names the one that answers)."""
+    deadline, streak, seen = time.monotonic() + seconds, 0, set()
+    while time.monotonic() < deadline and (streak < 10 or len(seen) < workers):
+        answer = requests.get(f"{url}/version", timeout=2).json()
+        if answer.get("model_version") == version:
+            streak, seen = streak + 1, seen | {answer["worker"]}
+        else:
+            streak, seen = 0, set()
             time.sleep(0.1)
-    assert streak >= 10, f"the server did not move to version {version} within {seconds} s"
+    assert streak >= 10 and len(seen) >= workers, f"the server did not move to version {version} within {seconds} s"
 
 
 def wait_for_a_check_after(url: str, moment: float, seconds: float = 30) -> None:
