@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cd4ml.config import Settings
-from cd4ml.errors import DataError, ServiceUnreachable
+from cd4ml.errors import DataError
 
 HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
 VALIDATION_ROWS = "validation/rows.parquet"
@@ -71,7 +71,7 @@ def last_run(settings: Settings) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path} does not exist: no pipeline run to judge", "Run `python3 run_python_script.py pipeline` first.") from None
+        raise DataError(f"{path} does not exist: no pipeline run to judge", f"Run `{settings.commands.script} pipeline` first.") from None
     except json.JSONDecodeError:
         raise DataError(f"{path} is not valid JSON", "Run the pipeline again to rewrite it.") from None
 
@@ -82,10 +82,7 @@ def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
 
     client = registry.client(settings.tracking)
     metric = settings.acceptance.metric
-    try:
-        run = client.get_run(run_id)
-    except Exception as err:
-        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {err}", "Is MLflow up, and is this the right store?") from None
+    run = registry.run(client, run_id)
     value = run.data.metrics.get(metric, math.nan)
     champion = registry.production(client, settings.tracking.registered_model)
     production_value = None

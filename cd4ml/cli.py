@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cd4ml.config import Settings, load_settings
-from cd4ml.errors import EXIT_OK, Cd4mlError
+from cd4ml.errors import EXIT_OK, Cd4mlError, MissingPackage
 from cd4ml.progress import Reporter
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
@@ -35,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cd4mlError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:  # run by a python without our requirements
+        if (err.name or "").startswith("cd4ml"):
+            raise
+        missing = MissingPackage(err, sys.executable)
+        print(f"error: {missing}", file=sys.stderr)
+        return missing.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -57,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"), help="how much data (default: workshop)")
     gen.add_argument("--out", type=Path, default=None, help="folder to write (default: data/<size>)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: seed in params.toml)")
+    gen.add_argument("--actuals-for", type=Path, default=None, metavar="EVENTS",
+                     help="instead: the actual sales of the days forecast in this event log (e.g. data/predictions.jsonl), "
+                          "from the same process and seed, as a Kaggle-layout folder for monitor --actuals and feedback "
+                          "(default --out: data/actuals)")
     gen.set_defaults(handler=_generate_data)
 
     pipe = commands.add_parser("pipeline", parents=[common], help="read, process, train and validate a model; track it in MLflow",
@@ -206,20 +216,39 @@ def _settings(args: argparse.Namespace) -> Settings:
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
-    })
+    }, flags=FLAGS, data_dir=getattr(args, "store_dir", None))
+
+
+FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--stores", "model.name": "--model",
+         "scale.mode": "--scale/--no-scale", "scale.max_rows": "--max-rows", "scale.dask_scheduler": "--dask"}
 
 
 def _generate_data(args: argparse.Namespace) -> int:
     from cd4ml.problems.favorita.generate import generate
 
     settings = _settings(args)
-    out = args.out or settings.paths.generated(args.size)
     seed = settings.seed if args.seed is None else args.seed
+    if args.actuals_for is not None:
+        return _generate_actuals(args, settings, seed)
+    out = args.out or settings.paths.generated(args.size)
     reporter = Reporter()
     reporter.say(f"generating {args.size} data (seed {seed}) into {out}")
     summary = generate(args.size, out, seed=seed)
     reporter.stage("generate", summary["seconds"], summary["rows"])
     print(f"wrote {summary['rows']:,} sales rows ({summary['workshop_rows']:,} in the workshop file) to {out}")
+    return EXIT_OK
+
+
+def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
+    from cd4ml.monitoring.events_source import forecast_days
+    from cd4ml.problems.favorita.generate import generate_days
+
+    out = (args.out or settings.paths.data_dir / "actuals").resolve()
+    days = forecast_days(args.actuals_for.resolve())
+    summary = generate_days(args.size, days, out, seed=seed)
+    print(f"wrote {summary['rows']:,} actual sales rows of the {len(days)} days forecast in {args.actuals_for} "
+          f"({min(days)} to {max(days)}, {args.size} data, seed {seed}) to {out}")
+    print(f"score them: {settings.commands.script} monitor --actuals {out}")
     return EXIT_OK
 
 
@@ -249,7 +278,8 @@ def _pipeline(args: argparse.Namespace) -> int:
         from cd4ml.pipeline.run import run_pipeline
         from cd4ml.pipeline.run_scale import run_scale_pipeline
 
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: say so first
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: say so first
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         _ensure_default_data(settings)
     except BaseException:
         process.cancel()
@@ -276,7 +306,7 @@ def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:
     if settings.tracking.uri.startswith(("http://", "https://")):
         return f"see it at {settings.tracking.uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return (
-        f"see it with: mlflow ui --backend-store-uri {settings.tracking.uri}  "
+        f"see it with: {settings.commands.mlflow} ui --backend-store-uri {settings.tracking.uri}  "
         f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
     )
 
@@ -318,38 +348,41 @@ def _acceptance(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     from cd4ml import registry
-    from cd4ml.errors import ModelRejected, ServiceUnreachable
+    from cd4ml.errors import ModelRejected
 
     settings = _settings(args)
     run_id, recorded = _run_id(args, settings)
     client = registry.client(settings.tracking)
-    try:
-        run = client.get_run(run_id)
-    except Exception as err:
-        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {err}", "Is MLflow up?") from None
+    run = registry.run(client, run_id)
     verdict = run.data.tags.get(registry.ACCEPTED_TAG)
+    if verdict == "rejected":
+        raise ModelRejected(
+            f"run {run_id} was rejected by the acceptance gate; it is not deployed.",
+            "Improve the model and run the pipeline again, or revert the change that made it (git revert).",
+        )
     if verdict != "accepted":
         raise ModelRejected(
-            f"run {run_id} was {verdict or 'not judged'} by the acceptance gate; it is not deployed.",
-            "Run `python3 run_python_script.py acceptance` and deploy only an accepted model.",
+            f"run {run_id} was not judged by the acceptance gate; it is not deployed.",
+            f"Run `{settings.commands.script} acceptance` first, and deploy only an accepted model.",
         )
     model_uri = recorded.get("model_uri") or _logged_model_uri(client, run)
     version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
     move = registry.promote(client, settings.tracking.registered_model, version)
     print(f"deployed: {move}")
-    print(_nudged(settings))
+    print(_nudged(settings, quickstart=bool(getattr(args, "store_dir", None))))
     return EXIT_OK
 
 
-def _nudged(settings) -> str:
+def _nudged(settings, quickstart: bool = False) -> str:
     """Nudge the model servers of this data folder to follow production now; say what happened."""
     from cd4ml.serving.model_store import nudge_local_servers
 
     if nudge_local_servers(settings.paths.data_dir):
         return "the local model server follows now; others within " \
                f"{settings.serving.poll_seconds:g} s (or at once on POST /reload)"
+    serve = "quickstart" if quickstart else "serve"  # quickstart serves its own store
     return (f"a model server picks it up within {settings.serving.poll_seconds:g} s (or at once on POST /reload); "
-            "serve with: python3 run_python_script.py serve")
+            f"serve with: {settings.commands.script} {serve}")
 
 
 def _logged_model_uri(client, run) -> str:
@@ -378,7 +411,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from cd4ml.serving.gunicorn_app import serve
     from cd4ml.serving.model_store import ModelStore, nudge_file, touch_nudge_file
+    from cd4ml.serving.port import ensure_free
     from cd4ml.serving.registry_source import production_fetcher
+    from cd4ml.serving.worker_counts import reset as reset_counts
 
     settings = _settings(args)
     serving = replace(
@@ -388,11 +423,13 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.serving.workers,
     )
     settings = replace(settings, serving=serving)
+    ensure_free(serving.host, serving.port)  # before anything else: a taken port is one line, exit 2
     if not settings.tracking.remote:
         _create_local_store(settings)  # once, here: two workers creating it at once would race
     fetch = production_fetcher(settings.tracking, _allowed_types(settings))
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
+    reset_counts(settings.paths.worker_counts(serving.port))  # /version sums this server's workers only
     nudge = nudge_file(settings.paths.data_dir, serving.port)  # POST /reload, deploy and rollback reach every worker
     touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
     master = os.getpid()
@@ -404,11 +441,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve."""
+    """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve, in a store of its own
+    (data/quickstart/), so that the exercises' version numbers do not depend on whether it ran first."""
     from cd4ml.errors import EXIT_REJECTED
 
     settings = _settings(args)
-    step = argparse.Namespace(**vars(args), data=None, items=None, stores=None, model=None, json=False, run_id=None)
+    if not args.no_serve:  # a taken port must not cost a training run and a deploy first
+        from cd4ml.serving.port import ensure_free
+
+        ensure_free(settings.serving.host, args.port or settings.serving.port)
+    _ensure_default_data(settings)  # the shared data folder's workshop data, generated once
+    store = settings.paths.quickstart_dir
+    if not settings.tracking.remote:
+        print(f"quickstart keeps its own MLflow store, last run and events in {store}: "
+              f"the exercises start from an empty registry in {settings.paths.mlflow_dir}")
+    step = argparse.Namespace(**vars(args), data=settings.data.source, items=None, stores=None, model=None, json=False,
+                              run_id=None, store_dir=store)
     _pipeline(step)
     accepted = _acceptance(step)
     if accepted == EXIT_OK:
@@ -530,8 +578,8 @@ def _feedback(args: argparse.Namespace) -> int:
     result = add_actuals(args.actuals.resolve(), settings.data.source)
     print(result)
     if result.added:
-        print("retrain on it: python3 run_python_script.py pipeline && python3 run_python_script.py acceptance "
-              "&& python3 run_python_script.py deploy")
+        script = settings.commands.script
+        print(f"retrain on it: {script} pipeline && {script} acceptance && {script} deploy")
     return EXIT_OK
 
 
@@ -559,7 +607,7 @@ def _profiled(args: argparse.Namespace) -> int:
         profile.dump_stats(path)
         print(
             f"profile written to {path}\n"
-            f"view it with: python3 -m pstats {path}  (then: sort cumtime, stats 25)",
+            f"view it with: {settings.commands.python} -m pstats {path}  (then: sort cumtime, stats 25)",
             file=sys.stderr,
         )
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shutil
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +103,15 @@ class Paths:
         """The last report `monitor` wrote; the model server's /monitoring page shows it."""
         return self.monitoring_dir / "latest.json"
 
+    @property
+    def quickstart_dir(self) -> Path:
+        """quickstart's own data folder (MLflow store, last run, events): the exercises' registry stays empty."""
+        return self.data_dir / "quickstart"
+
+    def worker_counts(self, port: int) -> Path:
+        """Where the workers of the server on this port share their event counts (serving.worker_counts)."""
+        return self.data_dir / f"workers-{port}"
+
     def generated(self, size: str) -> Path:
         """Where generate-data writes a data set of this size by default."""
         return self.data_dir / size
@@ -117,6 +129,8 @@ class DataSettings:
 class ModelSettings:
     name: str
     params: Mapping[str, Any]  # the hyperparameters of the chosen model, as written
+    name_from: str = "[model] name"  # where the name came from, for errors: "--model", "params.toml line 19: ..."
+    params_from: Mapping[str, str] = field(default_factory=dict)  # hyperparameter -> where it came from; "": the table
 
 
 @dataclass(frozen=True)
@@ -191,6 +205,32 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True)
+class Commands:
+    """How the hints we print name our programs, so that they work as typed in the user's shell."""
+
+    python: str = "python3"
+    mlflow: str = "mlflow"
+
+    @property
+    def script(self) -> str:
+        return f"{self.python} run_python_script.py"
+
+
+def shell_commands(environ: Mapping[str, str], executable: str = sys.executable) -> Commands:
+    """`python3` and `mlflow` when the shell's PATH finds this interpreter's folder first (the venv
+    is active), else their paths in that folder (`.venv/bin/python`), relative to here when inside."""
+    folder = Path(executable).parent
+    found = shutil.which("python3", path=environ.get("PATH", os.defpath))
+    if found and Path(found).parent.resolve() == folder.resolve():
+        return Commands()
+    try:
+        shown = folder.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = folder.absolute()
+    return Commands(python=str(shown / "python"), mlflow=str(shown / "mlflow"))
+
+
+@dataclass(frozen=True)
 class Settings:
     problem: str
     seed: int
@@ -205,43 +245,105 @@ class Settings:
     paths: Paths
     params_file: Path
     raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
+    commands: Commands = Commands()  # how hints name python and mlflow in the user's shell
 
 
 def load_settings(
     params_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> Settings:
     """Merge defaults, the params file, CD4ML_* variables and CLI overrides; validate; freeze.
 
-    `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}.
+    `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}; `flags` names the
+    CLI flag of each ({"model.name": "--model"}), for errors. `data_dir` replaces data/ or $CD4ML_DATA_DIR
+    (quickstart keeps its own store there).
     """
     environ = os.environ if environ is None else environ
-    params_file = Path(environ.get("CD4ML_PARAMS", params_file or PARAMS_FILE))
+    params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
     merged = copy.deepcopy(DEFAULTS)
-    _deep_merge(merged, _read_params(params_file))
-    _deep_merge(merged, _env_overrides(environ))
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(merged, dotted, value)
-    return _validate(merged, params_file, environ)
+    text = _read_params(params_file)
+    _deep_merge(merged, _parse_params(text, params_file))
+    from_env, env_names = _env_overrides(environ)
+    _deep_merge(merged, from_env)
+    given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    for dotted, value in given.items():
+        _set_dotted(merged, dotted, value)
+    flag_names = {dotted: (flags or {}).get(dotted, f"the override {dotted}") for dotted in given}
+    origins = Origins(params_file.name, key_lines(text), env_names, flag_names)
+    if data_dir is not None:
+        environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
+    return _validate(merged, params_file, environ, origins)
 
 
-def _read_params(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Origins:
+    """Where each value came from, for errors: a CLI flag, an environment variable, or a line of the params file."""
+
+    file: str
+    lines: Mapping[str, int]  # dotted key -> line in the params file
+    env: Mapping[str, str]  # dotted key -> the CD4ML_* variable that set it
+    flags: Mapping[str, str]  # dotted key -> the CLI flag that set it
+
+    def __call__(self, dotted: str) -> str:
+        section, _, key = dotted.rpartition(".")
+        name = f"[{section}] {key}" if section else key
+        if dotted in self.flags:
+            return self.flags[dotted]
+        if dotted in self.env:
+            return self.env[dotted]
+        if dotted in self.lines:
+            return f"{self.file} line {self.lines[dotted]}: {name}"
+        if f"[{dotted}]" in self.lines:  # a table: [model.ridge]
+            return f"{self.file} line {self.lines[f'[{dotted}]']}: [{dotted}]"
+        return f"{name} (a default in cd4ml/config.py)" if section or key in DEFAULTS else name
+
+
+_TABLE = re.compile(r"^\[\s*([\w.\-\s\"']+?)\s*\](?!\])")
+_KEY = re.compile(r"^([\w\-]+)\s*=")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """The line of each key and table of a TOML text, by dotted name: {"model.name": 19, "[model.ridge]": 33}.
+    tomllib gives values, not positions; this reads the lines (a key inside a multi-line string may be
+    taken for one: it is only ever used to point at a line)."""
+    lines: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if (header := _TABLE.match(stripped)) and not stripped.startswith("[["):
+            table = re.sub(r"[\s\"']", "", header[1])
+            lines.setdefault(f"[{table}]", number)
+        elif key := _KEY.match(stripped):
+            lines.setdefault(f"{table}.{key[1]}" if table else key[1], number)
+    return lines
+
+
+def _read_params(path: Path) -> str:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"params file {path} not found.", "Create it, or point CD4ML_PARAMS at one."
         ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read params file {path}: {err.strerror}.", "Point CD4ML_PARAMS or --params at a readable file.") from None
+
+
+def _parse_params(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"params file {path} is not valid TOML: {err}.", "Fix the syntax.") from None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """CD4ML_<SECTION>_<KEY>=value for every key of a section in DEFAULTS (values in TOML syntax)."""
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """CD4ML_<SECTION>_<KEY>=value for every key of a section in DEFAULTS (values in TOML syntax),
+    and the variable that set each dotted key."""
     found: dict[str, Any] = {}
+    names_of: dict[str, str] = {}
     for section, keys in DEFAULTS.items():
         if not isinstance(keys, dict):
             names = {f"CD4ML_{section.upper()}": (section,)}
@@ -250,9 +352,11 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         for name, where in names.items():
             if name in environ:
                 _set_dotted(found, ".".join(where), _parse_env_value(environ[name]))
+                names_of[".".join(where)] = name
     if environ.get("DASK_SCHEDULER_ADDRESS", "").strip():  # Dask's own variable for the scheduler to use
         _set_dotted(found, "scale.dask_scheduler", environ["DASK_SCHEDULER_ADDRESS"].strip())
-    return found
+        names_of["scale.dask_scheduler"] = "DASK_SCHEDULER_ADDRESS"
+    return found, names_of
 
 
 def _parse_env_value(text: str) -> Any:
@@ -278,26 +382,25 @@ def _set_dotted(into: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) -> Settings:
-    where = params_file.name
+def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str], where: "Origins") -> Settings:
     data_dir = Path(environ.get("CD4ML_DATA_DIR", ROOT / "data")).resolve()
     paths = Paths(root=ROOT, data_dir=data_dir)
 
     data = p["data"]
-    model_name = _string(p["model"].get("name"), f"{where} [model] name")
+    model_name = _string(p["model"].get("name"), f"{where('model.name')}")
     model_params = p["model"].get(model_name, {})
     if not isinstance(model_params, Mapping):
-        raise ConfigError(f"{where} [model.{model_name}] must be a table of hyperparameters.")
+        raise ConfigError(f"{where(f'model.{model_name}')} must be a table of hyperparameters.")
     acceptance = p["acceptance"]
-    metric = _string(acceptance["metric"], f"{where} [acceptance] metric")
+    metric = _string(acceptance["metric"], f"{where('acceptance.metric')}")
     if metric not in METRICS:
         raise ConfigError(
-            f"{where} [acceptance] metric must be one of {', '.join(METRICS)}; got {metric!r}."
+            f"{where('acceptance.metric')} must be one of {', '.join(METRICS)}; got {metric!r}."
         )
-    low = _number(acceptance["min"], f"{where} [acceptance] min")
-    high = _number(acceptance["max"], f"{where} [acceptance] max")
+    low = _number(acceptance["min"], f"{where('acceptance.min')}")
+    high = _number(acceptance["max"], f"{where('acceptance.max')}")
     if low > high:
-        raise ConfigError(f"{where} [acceptance] min ({low}) must not exceed max ({high}).")
+        raise ConfigError(f"{where('acceptance.min')} ({low}) must not exceed max ({high}).")
     tracking = p["tracking"]
     serving = p["serving"]
     monitoring = _monitoring(p["monitoring"], where, environ)
@@ -306,40 +409,42 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
     if not remote:
         uri = f"sqlite:///{paths.mlflow_db}"
     return Settings(
-        problem=_string(p["problem"], f"{where} problem"),
-        seed=_integer(p["seed"], f"{where} seed", minimum=0),
+        problem=_string(p["problem"], f"{where('problem')}"),
+        seed=_integer(p["seed"], f"{where('seed')}", minimum=0),
         data=DataSettings(
-            source=_path(data["source"], data_dir, f"{where} [data] source"),
-            items=_selection(data["items"], f"{where} [data] items"),
-            stores=_selection(data["stores"], f"{where} [data] stores"),
-            max_bad_rows=_integer(data["max_bad_rows"], f"{where} [data] max_bad_rows", minimum=0),
+            source=_path(data["source"], data_dir, f"{where('data.source')}"),
+            items=_selection(data["items"], f"{where('data.items')}"),
+            stores=_selection(data["stores"], f"{where('data.stores')}"),
+            max_bad_rows=_integer(data["max_bad_rows"], f"{where('data.max_bad_rows')}", minimum=0),
         ),
         validation_days=_integer(
-            p["split"]["validation_days"], f"{where} [split] validation_days", minimum=1
+            p["split"]["validation_days"], f"{where('split.validation_days')}", minimum=1
         ),
-        model=ModelSettings(name=model_name, params=dict(model_params)),
+        model=ModelSettings(name=model_name, params=dict(model_params), name_from=where("model.name"),
+                            params_from={"": where(f"model.{model_name}"),
+                                         **{key: where(f"model.{model_name}.{key}") for key in model_params}}),
         acceptance=AcceptanceSettings(
             metric=metric,
             min=low,
             max=high,
-            tolerance=_number(acceptance["tolerance"], f"{where} [acceptance] tolerance", minimum=0),
-            min_gain=_number(acceptance["min_gain"], f"{where} [acceptance] min_gain", minimum=0),
+            tolerance=_number(acceptance["tolerance"], f"{where('acceptance.tolerance')}", minimum=0),
+            min_gain=_number(acceptance["min_gain"], f"{where('acceptance.min_gain')}", minimum=0),
         ),
         tracking=TrackingSettings(
             uri=uri,
-            experiment=_string(tracking["experiment"], f"{where} [tracking] experiment"),
+            experiment=_string(tracking["experiment"], f"{where('tracking.experiment')}"),
             registered_model=_string(
-                tracking["registered_model"], f"{where} [tracking] registered_model"
+                tracking["registered_model"], f"{where('tracking.registered_model')}"
             ),
             artifact_location=None if remote else paths.mlflow_artifacts.as_uri(),
             build_number=environ.get("BUILD_NUMBER") or None,
             remote=remote,
         ),
         serving=ServingSettings(
-            host=_string(serving["host"], f"{where} [serving] host"),
-            port=_integer(serving["port"], f"{where} [serving] port", minimum=1, maximum=65535),
-            poll_seconds=_number(serving["poll_seconds"], f"{where} [serving] poll_seconds", minimum=0),
-            workers=_integer(serving["workers"], f"{where} [serving] workers", minimum=1),
+            host=_string(serving["host"], f"{where('serving.host')}"),
+            port=_integer(serving["port"], f"{where('serving.port')}", minimum=1, maximum=65535),
+            poll_seconds=_number(serving["poll_seconds"], f"{where('serving.poll_seconds')}", minimum=0),
+            workers=_integer(serving["workers"], f"{where('serving.workers')}", minimum=1),
             admin_token=environ.get("CD4ML_ADMIN_TOKEN") or None,
             fluentd_host=environ.get("FLUENTD_HOST") or None,
             fluentd_port=_integer(environ.get("FLUENTD_PORT", 24224), "FLUENTD_PORT", minimum=1),
@@ -349,17 +454,18 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str]) 
         paths=paths,
         params_file=params_file,
         raw=p,
+        commands=shell_commands(environ),
     )
 
 
-def _monitoring(m: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> MonitoringSettings:
-    warn = _number(m["psi_warn"], f"{where} [monitoring] psi_warn", minimum=0)
-    alert = _number(m["psi_alert"], f"{where} [monitoring] psi_alert", minimum=0)
+def _monitoring(m: Mapping[str, Any], where: Origins, environ: Mapping[str, str]) -> MonitoringSettings:
+    warn = _number(m["psi_warn"], f"{where('monitoring.psi_warn')}", minimum=0)
+    alert = _number(m["psi_alert"], f"{where('monitoring.psi_alert')}", minimum=0)
     if warn > alert:
-        raise ConfigError(f"{where} [monitoring] psi_warn ({warn}) must not exceed psi_alert ({alert}).")
-    window = _number(m["window_days"], f"{where} [monitoring] window_days", minimum=0)
+        raise ConfigError(f"{where('monitoring.psi_warn')} ({warn}) must not exceed psi_alert ({alert}).")
+    window = _number(m["window_days"], f"{where('monitoring.window_days')}", minimum=0)
     if window <= 0:
-        raise ConfigError(f"{where} [monitoring] window_days must be a number > 0; got {m['window_days']!r}.")
+        raise ConfigError(f"{where('monitoring.window_days')} must be a number > 0; got {m['window_days']!r}.")
     url = environ.get("CD4ML_ELASTICSEARCH_URL", "").strip() or None
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -368,16 +474,16 @@ def _monitoring(m: Mapping[str, Any], where: str, environ: Mapping[str, str]) ->
         )
     return MonitoringSettings(
         window_days=window,
-        min_events=_integer(m["min_events"], f"{where} [monitoring] min_events", minimum=1),
+        min_events=_integer(m["min_events"], f"{where('monitoring.min_events')}", minimum=1),
         psi_warn=warn,
         psi_alert=alert,
-        top_items=_integer(m["top_items"], f"{where} [monitoring] top_items", minimum=1),
-        max_latency_p99_ms=_number(m["max_latency_p99_ms"], f"{where} [monitoring] max_latency_p99_ms", minimum=0),
-        accuracy_tolerance=_number(m["accuracy_tolerance"], f"{where} [monitoring] accuracy_tolerance", minimum=0),
-        index=_string(m["index"], f"{where} [monitoring] index"),
-        experiment=_string(m["experiment"], f"{where} [monitoring] experiment"),
-        report_index=_string(m["report_index"], f"{where} [monitoring] report_index"),
-        report_refresh_seconds=_number(m["report_refresh_seconds"], f"{where} [monitoring] report_refresh_seconds",
+        top_items=_integer(m["top_items"], f"{where('monitoring.top_items')}", minimum=1),
+        max_latency_p99_ms=_number(m["max_latency_p99_ms"], f"{where('monitoring.max_latency_p99_ms')}", minimum=0),
+        accuracy_tolerance=_number(m["accuracy_tolerance"], f"{where('monitoring.accuracy_tolerance')}", minimum=0),
+        index=_string(m["index"], f"{where('monitoring.index')}"),
+        experiment=_string(m["experiment"], f"{where('monitoring.experiment')}"),
+        report_index=_string(m["report_index"], f"{where('monitoring.report_index')}"),
+        report_refresh_seconds=_number(m["report_refresh_seconds"], f"{where('monitoring.report_refresh_seconds')}",
                                        minimum=0),
         elasticsearch_url=url,
         elasticsearch_user=environ.get("CD4ML_ELASTICSEARCH_USER") or None,
@@ -385,27 +491,27 @@ def _monitoring(m: Mapping[str, Any], where: str, environ: Mapping[str, str]) ->
     )
 
 
-def _scale(sc: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> ScaleSettings:
-    mode = _string(str(sc["mode"]).lower() if isinstance(sc["mode"], bool) else sc["mode"], f"{where} [scale] mode")
+def _scale(sc: Mapping[str, Any], where: Origins, environ: Mapping[str, str]) -> ScaleSettings:
+    mode = _string(str(sc["mode"]).lower() if isinstance(sc["mode"], bool) else sc["mode"], f"{where('scale.mode')}")
     mode = {"true": "on", "false": "off"}.get(mode, mode)
     if mode not in SCALE_MODES:
-        raise ConfigError(f"{where} [scale] mode must be one of {', '.join(SCALE_MODES)}; got {sc['mode']!r}.")
-    strategy = _string(sc["strategy"], f"{where} [scale] strategy")
+        raise ConfigError(f"{where('scale.mode')} must be one of {', '.join(SCALE_MODES)}; got {sc['mode']!r}.")
+    strategy = _string(sc["strategy"], f"{where('scale.strategy')}")
     if strategy not in SCALE_STRATEGIES:
         raise ConfigError(
-            f"{where} [scale] strategy must be one of {', '.join(SCALE_STRATEGIES)}; got {strategy!r}."
+            f"{where('scale.strategy')} must be one of {', '.join(SCALE_STRATEGIES)}; got {strategy!r}."
         )
-    partition_mb = _number(sc["partition_mb"], f"{where} [scale] partition_mb", minimum=0)
+    partition_mb = _number(sc["partition_mb"], f"{where('scale.partition_mb')}", minimum=0)
     if partition_mb <= 0:
-        raise ConfigError(f"{where} [scale] partition_mb must be a number > 0; got {sc['partition_mb']!r}.")
+        raise ConfigError(f"{where('scale.partition_mb')} must be a number > 0; got {sc['partition_mb']!r}.")
     scheduler = str(sc["dask_scheduler"] or "").strip()
-    threads = _integer(sc["threads"], f"{where} [scale] threads", minimum=0)
-    max_rows = _integer(sc["max_rows"], f"{where} [scale] max_rows", minimum=0)
+    threads = _integer(sc["threads"], f"{where('scale.threads')}", minimum=0)
+    max_rows = _integer(sc["max_rows"], f"{where('scale.max_rows')}", minimum=0)
     return ScaleSettings(
         mode=mode,
-        auto_above_mb=_number(sc["auto_above_mb"], f"{where} [scale] auto_above_mb", minimum=0),
+        auto_above_mb=_number(sc["auto_above_mb"], f"{where('scale.auto_above_mb')}", minimum=0),
         strategy=strategy,
-        sample_rows=_integer(sc["sample_rows"], f"{where} [scale] sample_rows", minimum=1),
+        sample_rows=_integer(sc["sample_rows"], f"{where('scale.sample_rows')}", minimum=1),
         partition_mb=partition_mb,
         threads=threads or (os.cpu_count() or 1),
         max_rows=max_rows or None,

@@ -97,3 +97,15 @@ class ModelRejected(Cd4mlError):
     """The acceptance gate rejected the model."""
 
     exit_code = EXIT_REJECTED
+
+
+class MissingPackage(Cd4mlError):
+    """A package of requirements.txt is missing: this is not the project's Python environment."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, err: ModuleNotFoundError, executable: str) -> None:
+        super().__init__(
+            f"the Python module {(err.name or str(err))!r} is not installed for {executable}.",
+            "Activate the project's environment (source .venv/bin/activate), or create it with `make install`.",
+        )

@@ -16,7 +16,10 @@ Schema, version 1 (monitoring reads these; the Elasticsearch index template maps
     prediction      float     forecast unit sales for that day: >= 0, not rounded
     model_version   string    registry version of the model that answered, e.g. "3" (keyword)
     run_id          string    MLflow run id of that model (keyword)
-    latency_ms      float     time spent computing the forecast, in milliseconds
+    latency_ms      float     milliseconds this server's worker spent on the request: from the
+                              parsed HTTP request reaching the app to the response ready
+                              (routing, input checks, the forecast, the JSON or page); not the
+                              network, nor the wait for a free worker (cd4ml.serving.api.record)
 
 fluentd receives them with the tag "model.prediction". Sending never fails or slows a forecast:
 both sinks hand the event to a bounded queue drained by a background thread, and count what

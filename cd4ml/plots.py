@@ -7,6 +7,10 @@ from collections import defaultdict
 import numpy as np
 
 
+IMPURITY = "mean decrease in impurity (share of the trees' splits' gain)"
+PERMUTATION = "mean decrease in r2 when the feature is shuffled (validation rows)"
+
+
 def _figure(title: str):
     import matplotlib
 
@@ -47,10 +51,12 @@ def residuals_by_date(dates: np.ndarray, actual: np.ndarray, predicted: np.ndarr
     return figure
 
 
-def feature_importance(names: list[str], importance: np.ndarray, top: int = 20):
-    """The `top` most important encoded features."""
+def feature_importance(names: list[str], importance: np.ndarray, measure: str, top: int = 20):
+    """The `top` most important encoded features; `measure` says what the importance is (the x axis)."""
     order = np.argsort(importance)[::-1][:top][::-1]
     figure, axes = _figure("Feature importance")
     axes.barh([names[i] for i in order], importance[order])
+    axes.set_xlabel(measure)
+    axes.set_ylabel("encoded feature")
     figure.tight_layout()
     return figure

@@ -55,6 +55,22 @@ def client(tracking: TrackingSettings):
     return mlflow.MlflowClient()
 
 
+def run(mlflow_client, run_id: str):
+    """The MLflow run `run_id`: DataError (exit 2) when the store has no such run, ServiceUnreachable
+    (exit 3) when the store does not answer."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_run(run_id)
+    except MlflowException as err:
+        if _is_not_found(err):
+            raise DataError(f"no such run {run_id!r} in {mlflow_client.tracking_uri}",
+                            "Check the id (the pipeline prints it), or the store MLFLOW_TRACKING_URI points at.") from None
+        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {_one_line(err)}", "Is MLflow up?") from None
+    except Exception as err:  # network errors from the REST client
+        raise ServiceUnreachable(f"cannot read run {run_id} from MLflow: {_one_line(err)}", "Is MLflow up?") from None
+
+
 def production(mlflow_client, name: str) -> Version | None:
     """The version the production alias points at, or None when there is none."""
     from mlflow.exceptions import MlflowException
@@ -123,10 +139,15 @@ def rollback(mlflow_client, name: str, to: str | None = None) -> Move:
                 "Name one of them with --to.",
             )
     else:
-        older = [v for v in candidates if current is None or int(v.number) < int(current.number)]
+        if current is None:
+            raise ConfigError(
+                f"nothing is deployed: {name} has no production version to roll back from.",
+                "Deploy a model first (pipeline, acceptance, deploy), or name an accepted version with --to.",
+            )
+        older = [v for v in candidates if int(v.number) < int(current.number)]
         if not older:
             raise ConfigError(
-                f"{name} has no accepted version older than production (v{current.number if current else '-'}).",
+                f"{name} has no accepted version older than production (v{current.number}).",
                 "There is nothing to roll back to; name a version with --to.",
             )
         target = older[0]

@@ -1,9 +1,17 @@
-"""Shared fixtures: generated data sets, an embedded store per test, and a real `mlflow server`."""
+"""Shared fixtures: generated data sets, an embedded store per test, and a real `mlflow server`.
+
+Every test runs from tests/params.toml, the params.toml the workshop hands out, not from the working
+tree's: changing params.toml is what the exercises ask an attendee to do, and must not change what the
+tests test. When the defaults in params.toml change, copy it there (tests/unit/test_handed_out_params.py
+fails until then).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +26,35 @@ import requests
 from cd4ml.problems.favorita.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
+HANDED_OUT_PARAMS = ROOT / "tests" / "params.toml"
+
+
+def pytest_configure(config) -> None:
+    """Point every command a test runs (in this process or a child) at the handed-out params."""
+    os.environ["CD4ML_PARAMS"] = str(HANDED_OUT_PARAMS)
+
+
+def params_text(changes: dict[str, object] | None = None) -> str:
+    """The handed-out params.toml with some values changed: {"model.gradient_boosting.max_iter": 5}."""
+    text = HANDED_OUT_PARAMS.read_text()
+    for dotted, value in (changes or {}).items():
+        table, _, key = dotted.rpartition(".")
+        start = 0 if not table else text.index(f"\n[{table}]") + 1
+        end = re.compile(r"^\[", re.M).search(text, start + 1)
+        end = end.start() if end else len(text)
+        literal = json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+        section, count = re.subn(rf"(?m)^({re.escape(key)}\s*=\s*)(?:\"[^\"]*\"|[^\s#]+)",
+                                 lambda m: m.group(1) + literal, text[start:end], count=1)
+        assert count == 1, f"no {key} in [{table}] of {HANDED_OUT_PARAMS}"
+        text = text[:start] + section + text[end:]
+    return text
+
+
+def params_file(folder: Path, changes: dict[str, object] | None = None, name: str = "params.toml") -> Path:
+    """A params file of the test's own: the handed-out one with `changes` (see params_text)."""
+    path = folder / name
+    path.write_text(params_text(changes))
+    return path
 
 
 def free_port() -> int:

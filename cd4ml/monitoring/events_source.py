@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from cd4ml.errors import ConfigError, ServiceUnreachable
+from cd4ml.errors import ConfigError, DataError, ServiceUnreachable
 from cd4ml.events import SCHEMA_VERSION
 
 Event = dict[str, Any]
@@ -432,6 +432,15 @@ def parse_lines_one_by_one(lines: Iterable[bytes], window: Window) -> tuple[list
 
 
 # --- Elasticsearch ---------------------------------------------------------------------------------
+
+def forecast_days(path: Path) -> set[date]:
+    """The dates forecast in a JSONL event log, whenever the events were served."""
+    if not Path(path).is_file():
+        raise DataError(f"{path} does not exist: no forecasts to write the actual sales of",
+                        "Serve the model and ask it for forecasts first, or name the event log (data/predictions.jsonl).")
+    window = Window(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc))
+    return {date.fromisoformat(day) for batch in JsonlEvents(path).batches(window) for day in batch["date"]}
+
 
 class ElasticsearchEvents:
     """Events from Elasticsearch (the indices fluentd writes, model-*), all of them in the window.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -44,21 +46,22 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def make_model(
-    name: str, params: Mapping[str, Any], random_state: int, row_path: bool = False,
+    name: str, params: Mapping[str, Any], random_state: int, row_path: bool = False, *,
+    name_from: str = "params.toml [model] name", params_from: Mapping[str, str] | None = None,
 ) -> tuple[Any, bool]:
     """The estimator for `name` with our defaults (and the row path's, for row_path) overridden by
-    `params`, and whether it needs dense input."""
+    `params`, and whether it needs dense input. name_from says where the name came from,
+    params_from where each hyperparameter did ("": the table)."""
     if name not in MODELS:
-        raise ConfigError(
-            f"params.toml [model] name must be one of {', '.join(MODELS)}; got {name!r}."
-        )
+        raise ConfigError(f"{name_from} must be one of {', '.join(MODELS)}; got {name!r}.")
+    table = (params_from or {}).get("", f"params.toml [model.{name}]")
     spec = MODELS[name]
     cls, defaults, dense = spec.estimator, {**spec.defaults, **(spec.row_defaults if row_path else {})}, spec.dense
     allowed = cls().get_params()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ConfigError(
-            f"params.toml [model.{name}] has unknown hyperparameter(s) {', '.join(map(repr, unknown))}; "
+            f"{(params_from or {}).get(unknown[0], table)} has unknown hyperparameter(s) {', '.join(map(repr, unknown))}; "
             f"{cls.__name__} takes {', '.join(sorted(allowed))}."
         )
     chosen = {**defaults, **params}
@@ -68,7 +71,8 @@ def make_model(
     try:
         estimator._validate_params()
     except InvalidParameterError as err:
-        raise ConfigError(f"params.toml [model.{name}]: {err}") from None
+        bad = re.match(r"The '(\w+)' parameter", str(err))
+        raise ConfigError(f"{(params_from or {}).get(bad[1] if bad else '', table)}: {err}") from None
     return estimator, dense
 
 

@@ -120,7 +120,8 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
     process = process or tracking.RunProcess(settings.tracking)
     try:
         problem = get_problem(settings.problem)
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
     except BaseException:
         process.cancel()
@@ -218,19 +219,19 @@ def _log_plots(run: tracking.RunProcess, trained: Trained, table: Table) -> None
         plots.residuals_by_date(table.dates[trained.valid], actual, trained.predicted),
         "plots/residuals_by_date.png",
     )
-    names, importance = _importance(trained, table)
-    run.log_figure(plots.feature_importance(names, importance), "plots/feature_importance.png")
+    names, importance, measure = _importance(trained, table)
+    run.log_figure(plots.feature_importance(names, importance, measure), "plots/feature_importance.png")
 
 
-def _importance(trained: Trained, table: Table) -> tuple[list[str], np.ndarray]:
-    """Native importances (trees), |coefficients| (linear), or permutation importance."""
+def _importance(trained: Trained, table: Table) -> tuple[list[str], np.ndarray, str]:
+    """Native importances (trees), |coefficients| (linear), or permutation importance; and what they measure."""
     encode = trained.model.named_steps["encode"]
     estimator = trained.model.named_steps["model"].regressor_
     names = list(encode.get_feature_names_out())
     if hasattr(estimator, "feature_importances_"):
-        return names, np.asarray(estimator.feature_importances_)
+        return names, np.asarray(estimator.feature_importances_), plots.IMPURITY
     if hasattr(estimator, "coef_"):
-        return names, np.abs(np.ravel(estimator.coef_))
+        return names, np.abs(np.ravel(estimator.coef_)), "|coefficient| (of the encoded feature)"
     from sklearn.inspection import permutation_importance
 
     X = trained.model[:-1].transform(table.inputs[trained.valid])
@@ -239,4 +240,4 @@ def _importance(trained: Trained, table: Table) -> tuple[list[str], np.ndarray]:
         result = permutation_importance(
             trained.model.named_steps["model"], X, table.target[trained.valid], n_repeats=3, random_state=0
         )
-    return names, result.importances_mean
+    return names, result.importances_mean, plots.PERMUTATION

@@ -137,7 +137,8 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking
     try:
         problem = get_problem(settings.problem)
         check_model(settings.model.name)
-        make_model(settings.model.name, dict(settings.model.params), settings.seed)  # bad params: no run
+        make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
+                   name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, None)  # a missing file: no run
         partitions = problem.partitions(source, settings.data, int(settings.scale.partition_mb * (1 << 20)),
                                         settings.scale.max_rows)
@@ -252,9 +253,11 @@ def _log_plots(run: tracking.RunProcess, problem: Any, scanned: scale.Scanned, p
     features = trained.model.named_steps["features"]
     names = list(features.get_feature_names_out())
     importance = getattr(estimator.regressor_.regressor_, "feature_importances_", None)
+    measure = plots.IMPURITY
     if importance is None:
+        measure = plots.PERMUTATION
         from sklearn.inspection import permutation_importance
 
         X = features.encode_frame(scale.take(valid, pick))
         importance = permutation_importance(estimator, X, actual[pick], n_repeats=3, random_state=0).importances_mean
-    run.log_figure(plots.feature_importance(names, np.asarray(importance)), "plots/feature_importance.png")
+    run.log_figure(plots.feature_importance(names, np.asarray(importance), measure), "plots/feature_importance.png")

@@ -8,6 +8,7 @@ once and answers with that model only, so a hot swap never mixes two versions.
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from cd4ml.events import EventSink, prediction_event
-from cd4ml.serving.app import no_model_message, services
+from cd4ml.serving.app import STARTED, no_model_message, services
 from cd4ml.serving.model_store import LoadedModel
 
 bp = Blueprint("api", __name__)
@@ -135,22 +136,27 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def forecast(model: LoadedModel, req: ForecastRequest, sink: EventSink) -> dict[str, Any]:
-    """The forecast for one checked request, with the version that made it; emits one event."""
-    started = time.perf_counter()
+def forecast(model: LoadedModel, req: ForecastRequest) -> dict[str, Any]:
+    """The forecast for one checked request, with the version that made it."""
     value = model.predict_one(req.date, req.item_nbr, req.store_nbr, req.onpromotion)
-    latency_ms = (time.perf_counter() - started) * 1000.0
-    name = str(model.catalogue[req.item_nbr].get("name", req.item_nbr))
-    sink.emit(prediction_event(
-        date=req.date, item_nbr=req.item_nbr, item_name=name, store_nbr=req.store_nbr,
-        onpromotion=req.onpromotion, prediction=value, model_version=model.version,
-        run_id=model.run_id, latency_ms=latency_ms,
-    ))
     return {
-        "prediction": value, "item_nbr": req.item_nbr, "item_name": name, "date": req.date,
-        "store_nbr": req.store_nbr, "onpromotion": req.onpromotion,
+        "prediction": value, "item_nbr": req.item_nbr, "item_name": str(model.catalogue[req.item_nbr].get("name", req.item_nbr)),
+        "date": req.date, "store_nbr": req.store_nbr, "onpromotion": req.onpromotion,
         "model_version": model.version, "run_id": model.run_id,
     }
+
+
+def record(sink: EventSink, answer: dict[str, Any]) -> None:
+    """Emit the event of an answered forecast, once its response is ready. Its latency_ms is the time
+    this worker spent on the request: from the moment it handed the parsed HTTP request to the app
+    (STARTED, stamped by cd4ml.serving.app) until now, so routing, checking the input, the forecast and
+    building the response body. Not in it: the network, and the wait in the listen queue for a worker."""
+    started = request.environ.get(STARTED, time.perf_counter())
+    sink.emit(prediction_event(**{k: answer[k] for k in EVENT_FIELDS},
+                               latency_ms=(time.perf_counter() - started) * 1000.0))
+
+
+EVENT_FIELDS = ("date", "item_nbr", "item_name", "store_nbr", "onpromotion", "prediction", "model_version", "run_id")
 
 
 def _error(status: int, message: str, field: str | None = None, **extra: Any) -> Any:
@@ -169,7 +175,10 @@ def prediction() -> Any:
         req = parse_forecast_request(request.args, model)
     except BadInput as err:
         return _error(400, err.message, err.field)
-    return jsonify(forecast(model, req, found.sink))
+    answer = forecast(model, req)
+    response = jsonify(answer)
+    record(found.sink, answer)
+    return response
 
 
 @bp.get("/health")
@@ -190,8 +199,9 @@ def version() -> Any:
     return jsonify(
         app_version=current_app.config["APP_VERSION"],
         model_version=status.pop("version"),
+        worker=os.getpid(),
         **status,
-        events=found.sink.stats(),
+        events=found.counts.total() if found.counts is not None else found.sink.stats(),
     )
 
 

@@ -9,6 +9,7 @@ caller, so a test passes its own and gunicorn builds one per worker after the fo
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class Services:
     sink: EventSink
     admin_token: str | None
     reports: Any = None  # a serving.reports.ReportCache when the events go to fluentd (no local log)
+    counts: Any = None  # a serving.worker_counts.WorkerCounts: the event counts of every worker of the server
 
 
 def services() -> Services:
@@ -68,15 +70,18 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, reports: Any = None) -> Flask:
+def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, reports: Any = None,
+               counts: Any = None) -> Flask:
     """The model server: the forecast page at /, the JSON API beside it. reports: where /monitoring
-    finds the latest monitoring report when the sink writes no local log (serving.reports)."""
+    finds the latest monitoring report when the sink writes no local log (serving.reports); counts:
+    the event counts of all the server's workers, for /version (serving.worker_counts)."""
     from cd4ml.serving import api, monitoring, web
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep the documented field order
-    app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token, reports=reports)
+    app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token, reports=reports,
+                                        counts=counts)
     app.config["APP_VERSION"] = cd4ml.__version__
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
@@ -85,6 +90,19 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, rep
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.wsgi_app = _stamped(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+STARTED = "cd4ml.started"  # the WSGI environ key: when this worker handed the request to the app
+
+
+def _stamped(wsgi_app: Any) -> Any:
+    """The WSGI app, noting in environ[STARTED] when each request reached it (the events' latency_ms)."""
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ[STARTED] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+
     return app
 
 
@@ -94,6 +112,8 @@ def close_services(app: Flask, timeout: float = 5.0) -> None:
     if found is not None:
         found.store.stop(timeout)
         found.sink.close(timeout)
+        if found.counts is not None:
+            found.counts.stop()  # its last counts, for the siblings' /version
         events = found.sink.stats()
         where = events.get("address") or events.get("path")
         logging.getLogger(__name__).log(

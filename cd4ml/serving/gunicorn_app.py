@@ -17,6 +17,7 @@ from cd4ml.events import make_sink
 from cd4ml.serving.app import close_services, create_app
 from cd4ml.serving.model_store import ModelStore
 from cd4ml.serving.reports import mlflow_report_cache
+from cd4ml.serving.worker_counts import WorkerCounts
 
 StoreFactory = Callable[[], ModelStore]
 
@@ -57,9 +58,11 @@ class ForecastServer(BaseApplication):
         sink = make_sink(self.settings.serving, self.settings.paths)
         # No local event log (fluentd): /monitoring shows the latest report `monitor` logged to MLflow.
         reports = mlflow_report_cache(self.settings) if getattr(sink, "path", None) is None else None
-        app = create_app(self.settings.serving, store, sink, reports)
+        counts = WorkerCounts(self.settings.paths.worker_counts(self.settings.serving.port), sink.stats)
+        app = create_app(self.settings.serving, store, sink, reports, counts)
         store.refresh()  # before this worker accepts a request: ready at once if production has a model
         store.start()
+        counts.start()
         if reports is not None:
             reports.start()  # in its own thread: a slow MLflow never delays the first request
         return app

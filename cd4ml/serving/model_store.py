@@ -45,12 +45,15 @@ class LoadedModel:
     stores: frozenset[int] = field(init=False, compare=False)  # stores the encoder has seen
     default_store: int | None = field(init=False, compare=False)  # what a request may leave out
     items: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
+    period: tuple[str, str] | None = field(init=False, compare=False)  # first and last day of its data, ISO
     predict_one: Callable[[str, int, int, bool], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "stores", known_stores(self.model))
         set_(self, "default_store", default_store(self.stores))
+        period = getattr(getattr(self.model, "named_steps", {}).get("features"), "period", None)
+        set_(self, "period", tuple(period) if period else None)
         set_(self, "items", tuple(sorted(
             ({"item_nbr": int(item), "name": str(facts.get("name", item)), "family": str(facts.get("family", ""))}
              for item, facts in self.catalogue.items()),

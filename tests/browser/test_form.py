@@ -7,6 +7,7 @@ drive Debian's chromium through Playwright; they are skipped only when /usr/bin/
 from __future__ import annotations
 
 import re
+from html import unescape as html_unescape
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,32 @@ def test_the_page_offers_a_date_picker_and_the_models_own_products(client, v1):
     assert "Item 180891 (BREAD/BAKERY)" in labels
     assert '<button type="submit" id="submit">Submit</button>' in html
     assert 'id="store_nbr"' in html  # the tiny data's model knows two stores
+
+
+def test_the_date_starts_at_the_first_day_after_the_models_data(client, v1):
+    assert v1.period == ("2015-01-01", "2016-12-31")  # the tiny data
+    html = client.get("/").get_data(as_text=True)
+    assert '<input type="date" id="date" name="date" value="2017-01-01"' in html
+    assert "learned from the sales of 2015-01-01 to 2016-12-31" in html
+    assert re.search(r'<p id="date-note"[^>]*hidden', html)  # nothing to say about 2017-01-01
+
+
+@pytest.mark.parametrize("day, words", [
+    ("2026-12-06", "2026-12-06 is 3,627 days after the model's data ends (2016-12-31)"),
+    ("2005-03-01", "2005-03-01 is 3,593 days before the model's data begins (2015-01-01)"),
+])
+def test_a_date_far_outside_the_data_gets_a_note(client, day, words):
+    html = client.get(f"/?date={day}&item_nbr=99197&store_nbr=47").get_data(as_text=True)
+    note = re.search(r'<p id="date-note"[^>]*>([^<]*)</p>', html)
+    assert words in html_unescape(note.group(1)) and "hidden" not in note.group(0)
+    assert 'id="prediction"' in html  # a note, not an error
+
+
+def test_the_favicon_is_the_sites_icon_not_a_json_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response.headers["Location"].endswith("/static/favicon.svg")
+    icon = client.get(response.headers["Location"])
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
 
 
 def test_submitting_the_form_shows_the_forecast_and_the_model_version(client, v1):
@@ -188,6 +215,21 @@ def test_a_bad_date_shows_the_error_and_keeps_the_users_values(browser, server, 
         assert page.inner_text("#model-version") == "1"
         # the console shows the 400 of the first load as an error; nothing else may appear
         assert page.outside == [] and all("400" in p for p in page.problems), page.problems
+    finally:
+        context.close()
+
+
+@needs_chromium
+def test_picking_a_date_far_after_the_data_shows_the_note_at_once(browser, server):
+    context, page = open_page(browser, server)
+    try:
+        page.goto(server + "/")
+        assert page.input_value("#date") == "2017-01-01" and not page.is_visible("#date-note")
+        page.fill("#date", "2026-12-06")
+        assert "3,627 days after the model's data ends (2016-12-31)" in page.inner_text("#date-note")
+        page.fill("#date", "2017-02-01")
+        assert not page.is_visible("#date-note")
+        assert page.outside == [] and page.problems == []
     finally:
         context.close()
 

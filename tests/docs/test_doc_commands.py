@@ -6,7 +6,8 @@ steer this test, are described in instructions/README.md ("These documents are t
 
 Executed blocks run in a throw-away copy of the working tree with its own git history, its own
 data folder (CD4ML_DATA_DIR) and the embedded MLflow store (MLFLOW_TRACKING_URI unset); the real
-checkout is never touched. Exercises 1 to 6 run in order in one copy, one block after another,
+checkout is never touched. Its params.toml is the one the workshop hands out (tests/params.toml),
+whatever the exercises have made of the checkout's. Exercises 1 to 6 run in order in one copy, one block after another,
 carrying the shell's exported variables and working directory from block to block, as a reader
 following along would. The copy's `.venv` is a light virtual environment that sees the packages
 of the one running this test, so nothing is downloaded.
@@ -37,6 +38,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import HANDED_OUT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = ROOT / "instructions"
@@ -469,7 +472,7 @@ def test_ports_in_instructions_are_published_or_started_by_a_command():
     published = set(compose_ports())
     served = {int(p) for doc in instruction_docs() for b in doc.blocks
               for p in re.findall(r"--port[ =](\d+)", b.text)}
-    served.add(tomllib.loads((ROOT / "params.toml").read_text())["serving"]["port"])
+    served.add(tomllib.loads(HANDED_OUT_PARAMS.read_text())["serving"]["port"])
     problems = []
     for doc in instruction_docs():
         text = doc.prose + "\n".join(b.text for b in doc.blocks)
@@ -625,6 +628,7 @@ class Workspace:
         for name in tracked_files(ROOT):
             (self.root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, self.root / name)
+        shutil.copy2(HANDED_OUT_PARAMS, self.root / "params.toml")  # as handed out, not as the exercises left it
         self._light_venv()
         self.env = self._environment(activated)
         git = subprocess.run("git init -q -b main && git add -A && git commit -q -m 'the workshop as handed out'",

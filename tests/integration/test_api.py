@@ -132,6 +132,20 @@ def test_every_forecast_emits_one_event_with_the_answer(client, sink):
         assert event["latency_ms"] >= 0
 
 
+@pytest.mark.parametrize("path", ["/prediction", "/"])
+def test_an_events_latency_is_the_whole_request_in_the_worker_not_the_model_alone(app, sink, path):
+    import time
+
+    @app.before_request
+    def slow_routing():  # 50 ms spent before the view, as a slow parse or middleware would
+        time.sleep(0.05)
+
+    assert app.test_client().get(f"{path}?{GOOD}").status_code == 200
+    sink.close()
+    (event,) = [json.loads(line) for line in sink.path.read_text().splitlines()]
+    assert event["latency_ms"] >= 50  # a sleep lasts at least as long as asked: not a timing race
+
+
 # --- bad input: 400 naming the field ----------------------------------------------------------------
 
 BAD_QUERIES = [

@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cd4ml.cli import main
-from tests.conftest import ROOT
+from tests.conftest import params_file
 
 GOOD_ROW = "999001,2016-12-30,99197,12,DAIRY,2112,1,2016,12,30,4,1,False\n"
 DAMAGE = {
@@ -40,11 +40,7 @@ def damaged(tiny_data: Path, tmp_path: Path, *kinds: str) -> tuple[Path, list[in
 
 
 def params(tmp_path: Path, max_bad_rows: int) -> Path:
-    text = (ROOT / "params.toml").read_text()
-    assert "max_bad_rows = 0 " in text
-    path = tmp_path / f"params-{max_bad_rows}.toml"
-    path.write_text(text.replace("max_bad_rows = 0 ", f"max_bad_rows = {max_bad_rows} "))
-    return path
+    return params_file(tmp_path, {"data.max_bad_rows": max_bad_rows}, name=f"params-{max_bad_rows}.toml")
 
 
 def finished_runs(embedded: Path) -> set[str]:

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from cd4ml.benchmark import with_trees
 from cd4ml.cli import main
-from tests.conftest import ROOT, free_port
+from tests import conftest
+from tests.conftest import free_port
 
 
 def params_file(tmp_path: Path, max_iter: int = 50) -> Path:
-    text = with_trees((ROOT / "params.toml").read_text(), max_iter)  # parsed and checked, not a blind replace
-    path = tmp_path / f"params-{max_iter}.toml"
-    path.write_text(text)
-    return path
+    """Gradient boosting with max_iter trees, whatever the working tree's params say: 50 are accepted, 1 is rejected."""
+    changes = {"model.name": "gradient_boosting", "model.gradient_boosting.max_iter": max_iter}
+    return conftest.params_file(tmp_path, changes, name=f"params-{max_iter}.toml")
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

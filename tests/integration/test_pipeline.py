@@ -113,8 +113,8 @@ def test_an_unreachable_tracking_server_is_exit_code_3(tiny_data, capsys, monkey
     "argv, message",
     [
         (["--data", "missing.csv"], "missing.csv does not exist"),
-        (["--model", "forest"], "[model] name must be one of"),
-        (["--items", "milk"], "[data] items"),
+        (["--model", "forest"], "error: --model must be one of"),  # the flag, not params.toml
+        (["--items", "milk"], 'error: --items must be "all" or a list of numbers'),
     ],
 )
 def test_bad_input_ends_in_one_line_and_exit_code_2(embedded, capsys, argv, message):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, served
+from tests.conftest import ROOT, params_file, served
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.skipif(
@@ -52,14 +52,17 @@ def last_run(data: Path) -> dict:
     return json.loads((data / "last_run.json").read_text())
 
 
-def wait_for_version(url: str, version: str, seconds: float = 60) -> None:
-    """Until 10 answers in a row (so every worker) come from this version."""
-    deadline, streak = time.monotonic() + seconds, 0
-    while time.monotonic() < deadline and streak < 10:
-        streak = streak + 1 if requests.get(f"{url}/version", timeout=2).json().get("model_version") == version else 0
-        if not streak:
+def wait_for_version(url: str, version: str, seconds: float = 60, workers: int = 2) -> None:
+    """Until 10 answers in a row come from this version, from every worker (/version names the one that answers)."""
+    deadline, streak, seen = time.monotonic() + seconds, 0, set()
+    while time.monotonic() < deadline and (streak < 10 or len(seen) < workers):
+        answer = requests.get(f"{url}/version", timeout=2).json()
+        if answer.get("model_version") == version:
+            streak, seen = streak + 1, seen | {answer["worker"]}
+        else:
+            streak, seen = 0, set()
             time.sleep(0.1)
-    assert streak >= 10, f"the server did not move to version {version} within {seconds} s"
+    assert streak >= 10 and len(seen) >= workers, f"the server did not move to version {version} within {seconds} s"
 
 
 def wait_for_a_check_after(url: str, moment: float, seconds: float = 30) -> None:
@@ -78,7 +81,7 @@ def wait_for_a_check_after(url: str, moment: float, seconds: float = 30) -> None
 def story(mlflow_server, workshop_data, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "params.toml").write_text((ROOT / "params.toml").read_text())
+    params_file(repo, {"model.name": "gradient_boosting", "model.gradient_boosting.max_iter": 50})
     git(repo, "init", "-q")
     git(repo, "-c", "user.name=Attendee", "-c", "user.email=a@example.org", "commit", "-q", "--allow-empty", "-m", "start")
     git(repo, "config", "user.name", "Attendee")

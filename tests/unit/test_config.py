@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,44 @@ def test_the_pipeline_says_where_to_look_at_the_run(tmp_path, uri, expected):
 
     settings = load_settings(environ={"CD4ML_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": uri})
     assert expected in _where_to_look(settings, "1", "abc")
+
+
+def test_the_params_flag_beats_cd4ml_params(tmp_path):
+    flag, env = params(tmp_path, "seed = 1\n"), tmp_path / "env.toml"
+    env.write_text("seed = 2\n")
+    assert load_settings(flag, environ={"CD4ML_PARAMS": str(env)}).seed == 1
+    assert load_settings(None, environ={"CD4ML_PARAMS": str(env)}).seed == 2
+
+
+@pytest.mark.parametrize("overrides, environ, source", [
+    ({"model.name": "xgboost"}, {}, "--model"),
+    ({}, {"CD4ML_MODEL_NAME": "RandomForest"}, "CD4ML_MODEL_NAME"),
+    ({}, {}, "params.toml line 3: [model] name"),
+])
+def test_a_bad_model_name_is_blamed_on_where_it_came_from(tmp_path, overrides, environ, source):
+    from cd4ml.cli import FLAGS
+    from cd4ml.pipeline.models import make_model
+
+    path = params(tmp_path, 'seed = 1\n[model]\nname = "xgb"   # a typo\n')
+    settings = load_settings(path, environ=environ, overrides=overrides, flags=FLAGS)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(source)} must be one of gradient_boosting, .*; got '"):
+        make_model(settings.model.name, settings.model.params, 0, name_from=settings.model.name_from)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('seed = 1\n\n[serving]\nhost = "127.0.0.1"\nport = "x"\n', r"^params.toml line 5: \[serving\] port must be an integer; got 'x'"),
+    ('[acceptance]\nmetric = "r2"\nmin = "high"\n', r"^params.toml line 3: \[acceptance\] min must be a number"),
+    ('[ monitoring ]  # spaces\n\n  psi_warn = -1\n', r"^params.toml line 3: \[monitoring\] psi_warn must be a number >= 0"),
+])
+def test_a_bad_value_in_the_params_file_is_named_with_its_line(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(params(tmp_path, text), environ={})
+
+
+def test_a_bad_hyperparameter_is_named_with_its_line(tmp_path):
+    from cd4ml.pipeline.models import make_model
+
+    path = params(tmp_path, '[model]\nname = "ridge"\n\n[model.ridge]\nalpha = 1.0\nsolver = "fast"\n')
+    model = load_settings(path, environ={}).model
+    with pytest.raises(ConfigError, match=r"^params.toml line 6: \[model.ridge\] solver: The 'solver' parameter"):
+        make_model(model.name, model.params, 0, name_from=model.name_from, params_from=model.params_from)

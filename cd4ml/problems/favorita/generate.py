@@ -30,7 +30,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -535,10 +535,12 @@ def _write_sales(
     out_dir: Path,
     on_progress: Callable[[int], object] | None,
     process: Process = DEFAULT_PROCESS,
+    only: frozenset[date] | None = None,
 ) -> tuple[int, int]:
-    """Stream train.csv, expected.csv and the workshop file, one date at a time; count rows."""
+    """Stream train.csv, expected.csv and the workshop file, one date at a time; count rows.
+    only: write these dates alone (each date's sales are its own draws: the same as in the full set)."""
     days_off = day_off_dates(spec.start, spec.end)
-    workshop_days = _workshop_days(spec)
+    workshop_days = _workshop_days(spec) if only is None else None
     workshop_path = out_dir / schema.WORKSHOP_FILE
     workshop_path.unlink(missing_ok=True)  # never leave a stale one beside a new train.csv
     in_store_47 = cells.store == schema.WORKSHOP_STORE
@@ -550,6 +552,8 @@ def _write_sales(
             _open_csv(stack, workshop_path, schema.WORKSHOP_COLUMNS) if workshop_days else None
         )
         for day in _dates(spec.start, spec.end):
+            if only is not None and day not in only:
+                continue
             sales = simulate_day(cells, day, day in days_off, seed, process, (day - spec.start).days / 365.25)
             written = np.flatnonzero(sales.sales)
             ids = _int_text(np.arange(rows, rows + len(written)))
@@ -586,17 +590,29 @@ def _size_spec(size: str | SizeSpec) -> SizeSpec:
     return SIZES[size]
 
 
+def generate_days(size: str, days: Collection[date], out_dir: Path, seed: int = 42) -> dict:
+    """The actual sales of these dates (e.g. the days a model forecast), in the Kaggle layout, from the
+    process of `size` and `seed`: what that data set has, or would have had, on those days."""
+    if not days:
+        raise ConfigError("there are no dates to write the sales of.", "Ask the model server for forecasts first.")
+    spec = _size_spec(size)
+    spec = SizeSpec(f"{spec.name}-days", spec.stores, spec.n_items, min(days), max(days))
+    return generate(spec, out_dir, seed, only=frozenset(days))
+
+
 def generate(
     size: str | SizeSpec,
     out_dir: Path,
     seed: int = 42,
     on_progress: Callable[[int], object] | None = None,
     process: Process = DEFAULT_PROCESS,
+    only: frozenset[date] | None = None,
 ) -> dict:
     """Write the synthetic data set of a size (or a custom SizeSpec) into out_dir; summarise it.
 
     on_progress, if given, is called with the number of train.csv rows written after each date.
     process: a generating process other than the default one (for tests of unlike data).
+    only: the sales of these dates alone, without the workshop file (generate_days).
     """
     spec = _size_spec(size)
     started = time.perf_counter()
@@ -618,13 +634,13 @@ def generate(
         ],
     )
     text = CellText.of(cells, items)
-    rows, workshop_rows = _write_sales(spec, cells, text, seed, out_dir, on_progress, process)
+    rows, workshop_rows = _write_sales(spec, cells, text, seed, out_dir, on_progress, process, only)
     return {
         "size": spec.name,
         "out_dir": str(out_dir),
         "rows": rows,
         "workshop_rows": workshop_rows,
-        "dates": (spec.end - spec.start).days + 1,
+        "dates": (spec.end - spec.start).days + 1 if only is None else len(only),
         "stores": len(stores),
         "items": len(items.nbr),
         "seconds": round(time.perf_counter() - started, 3),

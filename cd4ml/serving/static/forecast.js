@@ -68,6 +68,26 @@
     result.hidden = false;
   }
 
+  // The same note as the server's (web.date_note) when the date is far outside the model's data.
+  var dateInput = document.getElementById("date");
+  var note = document.getElementById("date-note");
+  function days(a, b) { return Math.round((Date.parse(a) - Date.parse(b)) / 86400000); }
+  function updateNote() {
+    var first = dateInput.dataset.first, last = dateInput.dataset.last, far = Number(dateInput.dataset.farDays);
+    var day = dateInput.value, text = "";
+    if (!first || !note || !/^\d{4}-\d{2}-\d{2}$/.test(day)) { return; }
+    if (days(day, last) > far) {
+      text = day + " is " + days(day, last).toLocaleString("en-US") + " days after the model's data ends (" + last +
+        "): the forecast follows the calendar and the products' averages, not recent sales.";
+    } else if (days(first, day) > far) {
+      text = day + " is " + days(first, day).toLocaleString("en-US") + " days before the model's data begins (" + first + ").";
+    }
+    note.textContent = text;
+    note.hidden = !text;
+  }
+  dateInput.addEventListener("change", updateNote);
+  dateInput.addEventListener("input", updateNote);
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var query = params();
