@@ -94,11 +94,13 @@ def read_actual_rows(path: Path) -> list[ActualRow]:
     """Every row of a data drop, checked; a bad row is a DataError with its file and line."""
     source = readers.open_source(Path(path))
     rows = []
-    for raw in source.rows():
+    for line, raw in source.rows():
         try:
+            if isinstance(raw, DataError):
+                raise raw
             row = process_row(raw)
         except DataError as err:
-            raise err.at(str(source.path), raw.get(readers.LINE)) from None
+            raise err.at(str(source.path), line) from None
         rows.append(ActualRow(
             day=row["date"], item_nbr=row["item_nbr"], store_nbr=row["store_nbr"],
             unit_sales=str(raw["unit_sales"]).strip(), onpromotion=str(raw.get("onpromotion", "")).strip(),
@@ -125,7 +127,9 @@ def scan_target(path: Path, dates: set[str]) -> TargetScan:
     keys: set[Key] = set()
     max_id: int | None = None
     last: str | None = None
-    for raw in source.rows():
+    for _, raw in source.rows():
+        if isinstance(raw, DataError):
+            raise raw.at(str(source.path))
         day = str(raw["date"]).strip()
         if last is None or day > last:
             last = day

@@ -8,14 +8,13 @@ import pytest
 
 from cd4ml.errors import DataError
 from cd4ml.problems.favorita.process import filter_rows, process_row, process_rows
-from cd4ml.problems.favorita.readers import LINE
 
 
 def raw(**changes) -> dict:
     row = {
         "id": "7", "date": "2016-08-01", "store_nbr": "47", "item_nbr": "99197",
         "unit_sales": "12", "onpromotion": "False", "family": "DAIRY", "class": "2112",
-        "perishable": "1", "dayoff": "False", LINE: 2,
+        "perishable": "1", "dayoff": "False",
     }
     row.update(changes)
     return row
@@ -59,20 +58,20 @@ def test_process_row_names_the_column_and_value_it_cannot_parse(column, value):
 
 
 def test_process_rows_locates_a_bad_row_by_file_and_line():
-    rows = [raw(), raw(unit_sales="ten", **{LINE: 9})]
+    rows = [(2, raw()), (9, raw(unit_sales="ten"))]
     with pytest.raises(DataError, match=r"train\.csv line 9.*unit_sales.*'ten'"):
         list(process_rows(rows, source="train.csv"))
 
 
 def test_process_rows_skips_bad_rows_only_when_allowed_and_counts_them():
     bad = []
-    rows = [raw(), raw(unit_sales="x", **{LINE: 3}), raw(**{LINE: 4})]
+    rows = [(2, raw()), (3, raw(unit_sales="x")), (4, raw())]
     kept = list(process_rows(rows, source="s.csv", max_bad_rows=1, on_bad=bad.append))
     assert len(kept) == 2 and [e.line for e in bad] == [3]
 
 
 def test_process_rows_fails_when_bad_rows_exceed_the_threshold():
-    rows = [raw(unit_sales="x", **{LINE: n}) for n in (2, 3)]
+    rows = [(n, raw(unit_sales="x")) for n in (2, 3)]
     with pytest.raises(DataError, match=r"more than 1 bad row"):
         list(process_rows(rows, source="s.csv", max_bad_rows=1))
 
@@ -80,7 +79,7 @@ def test_process_rows_fails_when_bad_rows_exceed_the_threshold():
 def test_process_rows_is_lazy():
     def endless():
         while True:
-            yield raw()
+            yield 2, raw()
     stream = process_rows(endless(), source="s.csv")
     assert next(stream)["item_nbr"] == 99197
 
@@ -94,3 +93,10 @@ def test_filter_rows_keeps_the_chosen_items_and_stores():
 def test_filter_rows_with_no_selection_keeps_everything():
     rows = [process_row(raw(item_nbr=str(i))) for i in (1, 2, 3)]
     assert list(filter_rows(rows, items=None, stores=None)) == rows
+
+
+def test_process_rows_counts_a_line_the_reader_could_not_read_as_a_bad_row():
+    unreadable = DataError("the line has 3 fields, the header 13")
+    bad = []
+    kept = list(process_rows([(2, raw()), (3, unreadable)], source="s.csv", max_bad_rows=1, on_bad=bad.append))
+    assert len(kept) == 1 and [(e.path, e.line) for e in bad] == [("s.csv", 3)]

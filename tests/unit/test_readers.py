@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cd4ml.errors import DataError
-from cd4ml.problems.favorita.readers import BAD, LINE, open_source
+from cd4ml.problems.favorita.readers import open_source
 
 WORKSHOP_HEADER = (
     "id,date,item_nbr,unit_sales,family,class,perishable,year,month,day,dayofweek,"
@@ -65,13 +65,22 @@ def kaggle_dir(tmp_path: Path, train_body: str | None = None, train_header: str 
     return folder
 
 
-def rows_of(path: Path, items=None) -> list[dict]:
+def numbered(path: Path, items=None) -> list[tuple]:
+    """(line, raw row or DataError) as the reader yields them."""
     return list(open_source(path, items=items).rows())
+
+
+def rows_of(path: Path, items=None) -> list[dict]:
+    return [raw for _, raw in numbered(path, items)]
+
+
+def lines_of(path: Path, items=None) -> list[int]:
+    return [line for line, _ in numbered(path, items)]
 
 
 def test_workshop_reader_yields_string_rows_with_line_numbers(tmp_path):
     rows = rows_of(workshop_file(tmp_path))
-    assert [r[LINE] for r in rows] == [2, 3, 4, 5]
+    assert lines_of(workshop_file(tmp_path)) == [2, 3, 4, 5]
     assert rows[0]["item_nbr"] == "99197" and rows[0]["unit_sales"] == "12"
     assert rows[0]["store_nbr"] == "47" and rows[0]["onpromotion"] == ""
     assert rows[2]["family"] == "LIQUOR,WINE,BEER"
@@ -124,8 +133,8 @@ def test_pushdown_across_chunk_boundaries(tmp_path, monkeypatch):
 
     monkeypatch.setattr(readers, "CHUNK_BYTES", 37)  # lines straddle every chunk
     path = workshop_file(tmp_path)
-    assert [r[LINE] for r in rows_of(path, items=frozenset({99197}))] == [2, 5]
-    assert [r[LINE] for r in rows_of(path)] == [2, 3, 4, 5]
+    assert lines_of(path, items=frozenset({99197})) == [2, 5]
+    assert lines_of(path) == [2, 3, 4, 5]
 
 
 def test_reader_counts_lines_and_fingerprints_the_bytes(tmp_path):
@@ -150,20 +159,20 @@ def test_missing_columns_are_named(tmp_path):
 
 def test_a_line_with_too_few_fields_is_reported_with_its_line(tmp_path):
     path = write(tmp_path / "s.csv", WORKSHOP_HEADER + "\n1,2016-01-04,99197\n")
-    (row,) = rows_of(path)  # in its place, for process_rows to count against [data] max_bad_rows
-    assert row[LINE] == 2 and row[BAD].line == 2 and "13 fields" in str(row[BAD])
+    ((line, bad),) = numbered(path)  # in the row's place, for process_rows to count against [data] max_bad_rows
+    assert line == 2 and isinstance(bad, DataError) and bad.line == 2 and "13 fields" in str(bad)
 
 
 def test_binary_garbage_is_a_data_error(tmp_path):
     path = tmp_path / "s.csv"
     path.write_bytes(WORKSHOP_HEADER.encode() + b"\n\xff\xfe\x00garbage\n")
-    (row,) = rows_of(path)
-    assert isinstance(row[BAD], DataError) and "line 2" in str(row[BAD]) and "not UTF-8" in str(row[BAD])
+    ((_, bad),) = numbered(path)
+    assert isinstance(bad, DataError) and "line 2" in str(bad) and "not UTF-8" in str(bad)
 
 
 def test_kaggle_reader_joins_items_and_days_off(tmp_path):
     source = open_source(kaggle_dir(tmp_path))
-    rows = list(source.rows())
+    rows = [raw for _, raw in source.rows()]
     assert [r["family"] for r in rows] == ["DAIRY", "DAIRY", "LIQUOR,WINE,BEER"]
     assert [r["dayoff"] for r in rows] == ["True", "False", "False"]  # Event and Local are not days off
     assert rows[0]["onpromotion"] == "" and rows[2]["onpromotion"] == "True"
@@ -176,7 +185,7 @@ def test_kaggle_reader_takes_columns_in_another_order(tmp_path):
         train_header="onpromotion,unit_sales,item_nbr,store_nbr,date,id",
         train_body="True,4,99197,47,2016-01-04,5\n",
     )
-    (row,) = list(open_source(folder).rows())
+    ((_, row),) = list(open_source(folder).rows())
     assert (row["id"], row["store_nbr"], row["onpromotion"]) == ("5", "47", "True")
 
 

@@ -7,7 +7,6 @@ from datetime import date
 from typing import Callable, Iterable, Iterator, Mapping
 
 from cd4ml.errors import DataError
-from cd4ml.problems.favorita.readers import BAD, LINE
 
 Row = dict[str, object]
 
@@ -41,21 +40,22 @@ def process_item(raw: Mapping[str, object]) -> Row:
 
 
 def process_rows(
-    raws: Iterable[Mapping[str, object]],
+    raws: Iterable[tuple[int, Mapping[str, object] | DataError]],
     source: str,
     max_bad_rows: int = 0,
     on_bad: Callable[[DataError], None] | None = None,
 ) -> Iterator[Row]:
-    """Type and clean raw rows; one pass. Bad rows fail the stream, or are skipped and
-    reported through on_bad while there are at most max_bad_rows of them."""
+    """Type and clean (line, raw row) pairs; one pass. Bad rows (and lines the reader could not
+    read, which come as their DataError) fail the stream, or are skipped and reported through
+    on_bad while there are at most max_bad_rows of them."""
     bad = 0
-    for raw in raws:
+    for line, raw in raws:
         try:
-            if BAD in raw:  # a line the reader could not read counts like a row that does not parse
-                raise raw[BAD]
+            if isinstance(raw, DataError):  # a line the reader could not read counts like a row that does not parse
+                raise raw
             yield process_row(raw)
         except DataError as err:
-            located = err.at(source, raw.get(LINE))
+            located = err.at(source, line)
             bad += 1
             if bad > max_bad_rows:
                 if max_bad_rows:

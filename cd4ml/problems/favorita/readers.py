@@ -2,7 +2,9 @@
 
 Both yield *raw rows*: dicts of column name to text, in one common shape
 (id, date, store_nbr, item_nbr, unit_sales, onpromotion, family, class, perishable, dayoff)
-plus LINE, the row's line number in its file. Typing and cleaning is `process`'s job.
+each with its line number in its file, as (line, raw row) pairs; a line that cannot be read
+comes as (line, its DataError) in the row's place, so a caller counts or raises it. Typing and
+cleaning is `process`'s job.
 
 Each file is read once, in large binary chunks that are hashed as they pass (the data
 fingerprint). When the caller only wants some items, the item numbers are pushed down: a
@@ -24,12 +26,11 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from cd4ml.errors import DataError
 from cd4ml.problems.favorita import schema
 
-LINE = "_line"
-BAD = "_bad"  # a line that could not be read: its DataError, counted by process_rows against [data] max_bad_rows
 CHUNK_BYTES = 1 << 22
 _DIGITS = frozenset(b"0123456789")
 
 RawRow = dict[str, object]
+Numbered = tuple[int, "RawRow | DataError"]  # a line number and its raw row, or why it cannot be read
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 WORKSHOP_REQUIRED = ("date", "item_nbr", "unit_sales", "family", "class", "perishable", "dayoff")
@@ -75,21 +76,20 @@ class WorkshopSource:
         self.progress = progress
         self.stats = ReadStats()
 
-    def rows(self) -> Iterator[RawRow]:
-        """Raw rows of the file, in file order; a single pass."""
+    def rows(self) -> Iterator[Numbered]:
+        """(line, raw row) of the file, in file order; a single pass."""
         scan = _Scan(self.path, self.items, self.stats, self.progress)
         header = scan.header(WORKSHOP_REQUIRED, "the workshop layout")
         store = str(schema.WORKSHOP_STORE)
         for line, fields in scan.records():
             if isinstance(fields, DataError):
-                yield {LINE: line, BAD: fields}
+                yield line, fields
                 continue
             row: RawRow = dict(zip(header, fields))
             row.setdefault("store_nbr", store)
             row.setdefault("onpromotion", "")
             row.setdefault("id", "")
-            row[LINE] = line
-            yield row
+            yield line, row
         self.stats.sha256 = self.stats.files[self.path.name]
 
 
@@ -160,14 +160,14 @@ class KaggleSource:
 def join_train(
     header: list[str], records: Iterable[tuple[int, list[str]]], item_facts: dict[str, dict[str, str]],
     calendar: frozenset[date], path: Path,
-) -> Iterator[RawRow]:
-    """train.csv records (line number, fields) as raw rows joined with items.csv and the days off."""
+) -> Iterator[Numbered]:
+    """train.csv records (line number, fields) as (line, raw row) joined with items.csv and the days off."""
     item_at = header.index("item_nbr")
     date_at = header.index("date")
     days_off = {d.isoformat() for d in calendar}
     for line, fields in records:
         if isinstance(fields, DataError):
-            yield {LINE: line, BAD: fields}
+            yield line, fields
             continue
         row: RawRow = dict(zip(header, fields))
         info = item_facts.get(fields[item_at].strip()) or item_facts.get(normal_item(fields[item_at]))
@@ -181,8 +181,7 @@ def join_train(
         row["dayoff"] = "True" if fields[date_at].strip() in days_off else "False"
         row.setdefault("onpromotion", "")
         row.setdefault("id", "")
-        row[LINE] = line
-        yield row
+        yield line, row
 
 
 # --- train.csv in byte ranges, for the batch path (batches.py) and Dask -----------------------
