@@ -15,11 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cd4ml import registry, tracking
 from cd4ml.config import Settings
+from cd4ml.metrics import evaluate
 from cd4ml.errors import DataError
 
 HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
-VALIDATION_ROWS = "validation/rows.parquet"
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ def last_run(settings: Settings) -> dict[str, Any]:
 
 def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
     """Gather the gate's inputs from MLflow, decide, and record the verdict on the run."""
-    from cd4ml import registry
-
     client = registry.client(settings.tracking)
     metric = settings.acceptance.metric
     run = registry.run(client, run_id)
@@ -88,7 +87,7 @@ def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
     production_value = None
     if champion is not None and champion.run_id != run_id:
         rows = _validation_rows(client, run_id)
-        model = registry.load(champion, settings.tracking.registered_model, allowed_types)
+        model = registry.load(client, champion, settings.tracking.registered_model, allowed_types)
         production_value = _score(model, rows, metric)
     baseline_value = run.data.metrics.get(f"baseline_{metric}", math.nan)  # scored on the same rows by the pipeline
     gate = settings.acceptance
@@ -96,24 +95,18 @@ def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
         metric, value, baseline_value, gate.min_gain, gate.min, gate.max, gate.tolerance,
         production_value, champion.number if champion and production_value is not None else None, run_id,
     )
-    client.set_tag(run_id, "acceptance.verdict", "accepted" if verdict.accepted else "rejected")
-    client.set_tag(run_id, "acceptance.message", verdict.message[:4000])
+    tracking.record_verdict(client, run_id, verdict.accepted, verdict.message)
     if production_value is not None:
-        client.log_metric(run_id, f"acceptance.production_{metric}", production_value)
-        client.set_tag(run_id, "acceptance.production_version", champion.number)
+        tracking.record_production_score(client, run_id, metric, production_value, champion.number)
     return verdict
 
 
 def _validation_rows(client, run_id: str):
-    import pandas as pd
+    import pandas as pd  # deferred: the pure decide() and its tests need no pandas
 
-    local = client.download_artifacts(run_id, VALIDATION_ROWS)
-    with open(local, "rb") as f:
-        return pd.read_parquet(io.BytesIO(f.read()))
+    return pd.read_parquet(io.BytesIO(tracking.artifact_bytes(client, run_id, tracking.VALIDATION_ROWS)))
 
 
 def _score(model, rows, metric: str) -> float:
-    from cd4ml.pipeline.evaluate import evaluate
-
     predicted = model.predict(rows.drop(columns=["target", "weight"]))
     return evaluate(rows["target"].to_numpy(), predicted, rows["weight"].to_numpy())[metric]

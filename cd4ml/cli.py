@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import logging
 import os
+import subprocess
 import sys
 import time
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cd4ml.config import Settings, load_settings
-from cd4ml.errors import EXIT_OK, Cd4mlError, MissingPackage
+from cd4ml import registry
+from cd4ml.ci import parse_stages, run_stages
+from cd4ml.config import Settings, load_settings, load_stack_settings
+from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
+                          MissingPackage)
+from cd4ml.pipeline.mode import choose_path
 from cd4ml.progress import Reporter
+from cd4ml.serving.port import ensure_free
+from cd4ml.tracking_process import RunProcess
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
 4 model rejected by the acceptance gate, 5 monitoring alert"""
@@ -224,7 +235,7 @@ FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--sto
 
 
 def _generate_data(args: argparse.Namespace) -> int:
-    from cd4ml.problems.favorita.generate import generate
+    from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, for this command only
 
     settings = _settings(args)
     seed = settings.seed if args.seed is None else args.seed
@@ -240,6 +251,7 @@ def _generate_data(args: argparse.Namespace) -> int:
 
 
 def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
+    # deferred: numpy and pandas, for this command only
     from cd4ml.monitoring.events_source import forecast_days
     from cd4ml.problems.favorita.generate import generate_days
 
@@ -255,25 +267,26 @@ def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -
 def _ensure_default_data(settings: Settings) -> None:
     """Generate the workshop data when the run uses it and it is not there yet (fresh CI
     workspaces, first runs): it is deterministic and takes about a second."""
-    from cd4ml.problems.favorita import schema
+    from cd4ml.problems.favorita import schema  # deferred: cd4ml.problems imports numpy
 
     folder = settings.paths.generated("workshop")
     if settings.data.source in (folder, folder / schema.WORKSHOP_FILE) and not settings.data.source.exists():
-        from cd4ml.problems.favorita.generate import generate
+        from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, needed once
 
         Reporter().say(f"{settings.data.source} is missing: generating the workshop data (seed {settings.seed}) into {folder}")
         generate("workshop", folder, seed=settings.seed)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from cd4ml import tracking
+    return pipeline(_settings(args), as_json=args.json)
 
-    settings = _settings(args)
-    from cd4ml.pipeline.mode import choose_path
 
+def pipeline(settings: Settings, as_json: bool = False) -> int:
+    """Train, validate and track one run; print its scores and where to see it."""
     path = choose_path(settings)  # the row path, or the scale path (docs/scale.md)
-    process = tracking.RunProcess(settings.tracking)  # MLflow warms up while we import the rest
+    process = RunProcess(settings.tracking)  # MLflow warms up while we import the rest
     try:
+        # deferred until the tracking process has started: scikit-learn and pandas take about 1 s
         from cd4ml.pipeline.models import make_model
         from cd4ml.pipeline.run import run_pipeline
         from cd4ml.pipeline.run_scale import run_scale_pipeline
@@ -289,7 +302,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     _print_scores(result.metrics)
     print(f"run {result.run_id} tracked at {result.tracking_uri}")
     print(_where_to_look(settings, result.experiment_id, result.run_id))
-    if args.json:
+    if as_json:
         print(result.as_json())
     return EXIT_OK
 
@@ -312,19 +325,19 @@ def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:
 
 
 def _allowed_types(settings: Settings) -> list[str]:
+    # deferred: scikit-learn (about 1 s), for the commands that load a model only
     from cd4ml.pipeline.models import all_trusted_types
     from cd4ml.problems import get_problem
 
     return [*get_problem(settings.problem).trusted_types, *all_trusted_types()]
 
 
-def _run_id(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str, Any]]:
+def _run_id(run_id: str | None, settings: Settings) -> tuple[str, dict[str, Any]]:
     """The run to act on: --run-id, or the one the last pipeline recorded."""
-    from cd4ml.acceptance import last_run
-    from cd4ml.errors import ConfigError
+    if run_id:
+        return run_id, {}
+    from cd4ml.acceptance import last_run  # deferred: numpy (about 0.15 s), which most commands never need
 
-    if args.run_id:
-        return args.run_id, {}
     recorded = last_run(settings)
     if recorded.get("tracking_uri") != settings.tracking.uri:
         raise ConfigError(
@@ -336,46 +349,36 @@ def _run_id(args: argparse.Namespace, settings: Settings) -> tuple[str, dict[str
 
 
 def _acceptance(args: argparse.Namespace) -> int:
-    from cd4ml.acceptance import judge
-    from cd4ml.errors import EXIT_REJECTED
+    return acceptance(_settings(args), args.run_id)
 
-    settings = _settings(args)
-    run_id, _ = _run_id(args, settings)
+
+def acceptance(settings: Settings, run_id: str | None = None) -> int:
+    """Judge a run (default: the last pipeline run); exit 4 when the gate rejects it."""
+    from cd4ml.acceptance import judge  # deferred: numpy (about 0.15 s), which most commands never need
+
+    run_id, _ = _run_id(run_id, settings)
     verdict = judge(settings, run_id, _allowed_types(settings))
     print(verdict.message)
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from cd4ml import registry
-    from cd4ml.errors import ModelRejected
+    return deploy(_settings(args), args.run_id)
 
-    settings = _settings(args)
-    run_id, recorded = _run_id(args, settings)
-    client = registry.client(settings.tracking)
-    run = registry.run(client, run_id)
-    verdict = run.data.tags.get(registry.ACCEPTED_TAG)
-    if verdict == "rejected":
-        raise ModelRejected(
-            f"run {run_id} was rejected by the acceptance gate; it is not deployed.",
-            "Improve the model and run the pipeline again, or revert the change that made it (git revert).",
-        )
-    if verdict != "accepted":
-        raise ModelRejected(
-            f"run {run_id} was not judged by the acceptance gate; it is not deployed.",
-            f"Run `{settings.commands.script} acceptance` first, and deploy only an accepted model.",
-        )
-    model_uri = recorded.get("model_uri") or _logged_model_uri(client, run)
-    version = registry.register(client, settings.tracking.registered_model, run_id, model_uri, run.data.tags)
-    move = registry.promote(client, settings.tracking.registered_model, version)
+
+def deploy(settings: Settings, run_id: str | None = None, quickstart: bool = False) -> int:
+    """Register an accepted run's model and point production at it."""
+    run_id, recorded = _run_id(run_id, settings)
+    move = registry.deploy(registry.client(settings.tracking), settings.tracking.registered_model, run_id,
+                           recorded.get("model_uri"), settings.commands.script)
     print(f"deployed: {move}")
-    print(_nudged(settings, quickstart=bool(getattr(args, "store_dir", None))))
+    print(_nudged(settings, quickstart=quickstart))
     return EXIT_OK
 
 
 def _nudged(settings, quickstart: bool = False) -> str:
     """Nudge the model servers of this data folder to follow production now; say what happened."""
-    from cd4ml.serving.model_store import nudge_local_servers
+    from cd4ml.serving.model_store import nudge_local_servers  # deferred: Flask's import, for two commands
 
     if nudge_local_servers(settings.paths.data_dir):
         return "the local model server follows now; others within " \
@@ -385,20 +388,7 @@ def _nudged(settings, quickstart: bool = False) -> str:
             f"serve with: {settings.commands.script} {serve}")
 
 
-def _logged_model_uri(client, run) -> str:
-    from cd4ml.errors import DataError
-
-    found = client.search_logged_models(
-        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
-    )
-    if not found:
-        raise DataError(f"run {run.info.run_id} logged no model", "Run the pipeline again.")
-    return f"models:/{found[0].model_id}"
-
-
 def _rollback(args: argparse.Namespace) -> int:
-    from cd4ml import registry
-
     settings = _settings(args)
     move = registry.rollback(registry.client(settings.tracking), settings.tracking.registered_model, args.to)
     print(f"rolled back: {move}")
@@ -407,20 +397,22 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    return serve(_settings(args), args.host, args.port, args.workers)
 
-    from cd4ml.serving.gunicorn_app import serve
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> int:
+    """Serve the production model with gunicorn until stopped."""
+    # deferred: Flask and gunicorn (about 0.5 s), for this command only
+    from cd4ml.serving.gunicorn_app import serve as serve_with_gunicorn
     from cd4ml.serving.model_store import ModelStore, nudge_file, touch_nudge_file
-    from cd4ml.serving.port import ensure_free
     from cd4ml.serving.registry_source import production_fetcher
     from cd4ml.serving.worker_counts import reset as reset_counts
 
-    settings = _settings(args)
     serving = replace(
         settings.serving,
-        host=args.host or settings.serving.host,
-        port=args.port or settings.serving.port,
-        workers=args.workers or settings.serving.workers,
+        host=host or settings.serving.host,
+        port=port or settings.serving.port,
+        workers=workers or settings.serving.workers,
     )
     settings = replace(settings, serving=serving)
     ensure_free(serving.host, serving.port)  # before anything else: a taken port is one line, exit 2
@@ -434,7 +426,7 @@ def _serve(args: argparse.Namespace) -> int:
     touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
     master = os.getpid()
     try:
-        return serve(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+        return serve_with_gunicorn(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
     finally:  # a worker leaves through here too (gunicorn forks it from this call): only the master removes it
         if os.getpid() == master:
             nudge.unlink(missing_ok=True)  # a stopped server is not nudged; one killed outright leaves it: harmless
@@ -443,35 +435,28 @@ def _serve(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     """generate-data (if needed) -> pipeline -> acceptance -> deploy -> serve, in a store of its own
     (data/quickstart/), so that the exercises' version numbers do not depend on whether it ran first."""
-    from cd4ml.errors import EXIT_REJECTED
-
     settings = _settings(args)
     if not args.no_serve:  # a taken port must not cost a training run and a deploy first
-        from cd4ml.serving.port import ensure_free
-
         ensure_free(settings.serving.host, args.port or settings.serving.port)
     _ensure_default_data(settings)  # the shared data folder's workshop data, generated once
     store = settings.paths.quickstart_dir
     if not settings.tracking.remote:
         print(f"quickstart keeps its own MLflow store, last run and events in {store}: "
               f"the exercises start from an empty registry in {settings.paths.mlflow_dir}")
-    step = argparse.Namespace(**vars(args), data=settings.data.source, items=None, stores=None, model=None, json=False,
-                              run_id=None, store_dir=store)
-    _pipeline(step)
-    accepted = _acceptance(step)
+    settings = load_settings(args.params, overrides={"data.source": str(settings.data.source)}, flags=FLAGS,
+                             data_dir=store)
+    pipeline(settings)
+    accepted = acceptance(settings)
     if accepted == EXIT_OK:
-        _deploy(step)
+        deploy(settings, quickstart=True)
     elif accepted == EXIT_REJECTED:
         print("the gate rejected this model: production is unchanged")
     if args.no_serve:
         return accepted
-    return _serve(argparse.Namespace(**vars(step), host=None, workers=None))
+    return serve(settings, port=args.port)
 
 
 def _ci(args: argparse.Namespace) -> int:
-    from cd4ml.ci import parse_stages, run_stages
-    from cd4ml.errors import ConfigError
-
     settings = _settings(args)
     path = args.jenkinsfile or settings.paths.root / "Jenkinsfile"
     try:
@@ -485,8 +470,6 @@ def _ci(args: argparse.Namespace) -> int:
 def _create_local_store(settings: Settings) -> None:
     """Create the embedded MLflow store if it does not exist yet, in a short child process (the
     gunicorn master must not hold MLflow's database connections when it forks its workers)."""
-    import subprocess
-
     if settings.paths.mlflow_db.exists():
         return
     settings.paths.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
@@ -550,10 +533,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    import json
-    from datetime import datetime, timezone
-
-    from cd4ml.errors import EXIT_ALERT
+    # deferred: the monitoring modules import pandas and the Elasticsearch client (about 1 s)
     from cd4ml.monitoring.events_source import default_window
     from cd4ml.monitoring.report import text
     from cd4ml.monitoring.run import make_source, monitor
@@ -572,7 +552,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from cd4ml.monitoring.feedback import add_actuals
+    from cd4ml.monitoring.feedback import add_actuals  # deferred: the readers' imports, for this command only
 
     settings = _settings(args)
     result = add_actuals(args.actuals.resolve(), settings.data.source)
@@ -584,9 +564,7 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _stack_check(args: argparse.Namespace) -> int:
-    from cd4ml.config import load_stack_settings
-    from cd4ml.errors import EXIT_UNREACHABLE
-    from cd4ml.stack_check import run_checks
+    from cd4ml.stack_check import run_checks  # deferred: requests (about 0.2 s), for this command only
 
     parts = run_checks(load_stack_settings())
     for part in parts:
@@ -614,14 +592,14 @@ def _profiled(args: argparse.Namespace) -> int:
 
 def run(argv: Sequence[str] | None = None, exit: Callable[[int], Any] | None = None) -> None:
     """Entry point for run_python_script.py. The command has finished its work (files closed,
-    runs ended, child processes joined), so the process ends at once: tearing down the modules
-    of scikit-learn, pandas and MLflow would add about half a second to every command."""
+    runs ended, child processes joined), so the process ends at once with os._exit: tearing down
+    the modules of scikit-learn, pandas and MLflow would add about half a second to every command.
+    What atexit would still run is flushed here first (logging, stdout, stderr); the tracking
+    process has ended its run and been joined, and gunicorn's master has reaped its workers."""
     code = main(argv)
     if exit is not None:
         exit(code)
         return
-    import logging
-
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -7,16 +7,17 @@ gate accepted them; only accepted versions can be promoted.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from cd4ml import tracking
 from cd4ml.config import TrackingSettings
 from cd4ml.errors import Cd4mlError, ConfigError, DataError, ModelRejected, ServiceUnreachable
 
 ALIAS = "production"
-ACCEPTED_TAG = "acceptance.verdict"
-LINEAGE_TAGS = ("git.commit", "git.dirty", "build_number", "data.sha256", "data.rows_read", "data.source")
+LINEAGE_TAGS = tracking.LINEAGE_TAGS
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,10 @@ class Move:
         return f"{self.name}@{ALIAS}: {before} -> v{self.current} ({self.seconds:.2f} s)"
 
 
-def client(tracking: TrackingSettings):
-    """An MlflowClient on the configured store (fails fast when a remote one does not answer)."""
-    from cd4ml import tracking as tracking_module
-
-    mlflow = tracking_module.configure(tracking)
-    return mlflow.MlflowClient()
+def client(tracking_settings: TrackingSettings):
+    """An MlflowClient on the configured store, for tracking and registry alike (fails fast when a
+    remote one does not answer). Every function here takes it: none uses MLflow's global URI."""
+    return tracking.client(tracking_settings)
 
 
 def run(mlflow_client, run_id: str):
@@ -100,15 +99,47 @@ def versions(mlflow_client, name: str) -> list[Version]:
 
 
 def register(mlflow_client, name: str, run_id: str, model_uri: str, run_tags: dict[str, str]) -> Version:
-    """The version made from this run's model: the existing one if it was registered before."""
-    import mlflow
+    """The version made from this run's model (a models:/<model id> URI): the existing one if it
+    was registered before."""
+    from mlflow.exceptions import MlflowException
 
     for existing in versions(mlflow_client, name):
         if existing.run_id == run_id:
             return existing
     tags = {k: v for k, v in run_tags.items() if k in LINEAGE_TAGS}
     tags.update({"accepted": "true", "run_id": run_id})
-    return _version(mlflow.register_model(model_uri, name, tags=tags))
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as err:
+        if str(err.error_code) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise _unreachable(err) from None
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else None
+    with tracking.global_uri_for(mlflow_client):  # MLflow's embedded registry reads the global URI here
+        return _version(mlflow_client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id))
+
+
+def deployable(mlflow_client, run_id: str, script: str, model_uri: str | None = None) -> tuple[Any, str]:
+    """(the MLflow run, its model's URI) when the gate accepted the run; ModelRejected (exit 4)
+    when it rejected it or never judged it. model_uri: the one the pipeline recorded, if known."""
+    found = run(mlflow_client, run_id)
+    verdict = tracking.verdict(found)
+    if verdict == tracking.REJECTED:
+        raise ModelRejected(
+            f"run {run_id} was rejected by the acceptance gate; it is not deployed.",
+            "Improve the model and run the pipeline again, or revert the change that made it (git revert).",
+        )
+    if verdict != tracking.ACCEPTED:
+        raise ModelRejected(
+            f"run {run_id} was not judged by the acceptance gate; it is not deployed.",
+            f"Run `{script} acceptance` first, and deploy only an accepted model.",
+        )
+    return found, model_uri or tracking.logged_model_uri(mlflow_client, found)
+
+
+def deploy(mlflow_client, name: str, run_id: str, model_uri: str | None, script: str) -> Move:
+    """Register an accepted run's model (once) and point production at it."""
+    found, uri = deployable(mlflow_client, run_id, script, model_uri)
+    return promote(mlflow_client, name, register(mlflow_client, name, run_id, uri, found.data.tags))
 
 
 def promote(mlflow_client, name: str, version: Version) -> Move:
@@ -156,16 +187,38 @@ def rollback(mlflow_client, name: str, to: str | None = None) -> Move:
     return Move(name, current.number if current else None, target.number, time.perf_counter() - started)
 
 
-def load(version: Version, name: str, allowed_types: Iterable[str]) -> Any:
-    """The fitted model of a version. Only skops files whose declared types are all allowed are
-    loaded: never a pickle, never a type we do not know."""
-    import mlflow
+def load(mlflow_client, version: Version, name: str, allowed_types: Iterable[str]) -> Any:
+    """The fitted model of a version, downloaded through mlflow_client's store. Only skops files
+    whose declared types are all allowed are loaded: never a pickle, never a type we do not know."""
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow.models import Model
 
     uri = f"models:/{name}/{version.number}"
-    try:
-        flavor = mlflow.models.get_model_info(uri).flavors.get("sklearn", {})
-    except Exception as err:
-        raise DataError(f"cannot read {uri}: {_one_line(err)}", "Its artifacts may be missing; roll back or redeploy.") from None
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=_artifact_location(mlflow_client, version.source),
+                                                        dst_path=folder, tracking_uri=mlflow_client.tracking_uri)
+            flavor = Model.load(local).flavors.get("sklearn", {})
+        except Exception as err:
+            raise DataError(f"cannot read {uri}: {_one_line(err)}", "Its artifacts may be missing; roll back or redeploy.") from None
+        _check_trusted(uri, flavor, allowed_types)
+        try:
+            return mlflow.sklearn.load_model(local)
+        except Exception as err:
+            raise DataError(f"cannot load {uri}: {_one_line(err)}", "Its artifacts may be missing or corrupt; roll back or redeploy.") from None
+
+
+def _artifact_location(mlflow_client, source: str) -> str:
+    """Where a version's files are, asked of this client's store: MLflow's own resolution of a
+    models:/ URI asks the global tracking URI's store instead (MLflow 3.17, artifacts/__init__.py)."""
+    if source.startswith("models:/m-"):
+        return mlflow_client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    return source
+
+
+def _check_trusted(uri: str, flavor: dict, allowed_types: Iterable[str]) -> None:
+    """Refuse a model that is not skops, or declares a type we do not trust."""
     if flavor.get("serialization_format") != "skops":
         raise Cd4mlError(
             f"{uri} is saved as {flavor.get('serialization_format')!r}, not skops; refusing to load it.",
@@ -178,10 +231,6 @@ def load(version: Version, name: str, allowed_types: Iterable[str]) -> Any:
             f"{uri} declares types this server does not trust: {', '.join(unknown)}.",
             "Only models logged by this project's pipeline can be served.",
         )
-    try:
-        return mlflow.sklearn.load_model(uri)
-    except Exception as err:
-        raise DataError(f"cannot load {uri}: {_one_line(err)}", "Its artifacts may be missing or corrupt; roll back or redeploy.") from None
 
 
 def _one_line(err: Exception) -> str:

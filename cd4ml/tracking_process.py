@@ -1,9 +1,9 @@
-"""MLflow runs: the only module that logs params, metrics, tags, models and plots.
+"""How a run is logged: in a helper process (RunProcess), a detail behind cd4ml/tracking.py.
 
-MLflow is imported when a run starts, not at import time, so commands that track nothing
-stay fast. A pipeline run's MLflow work happens in a helper process (RunProcess): importing
-MLflow, opening the store and logging the model take about as long as reading the data and
-training, so on two cores the two halves overlap.
+Importing MLflow, opening the store and logging the model take about as long as reading the
+data and training, so on two cores the two halves overlap. What is logged, and under which
+names, is cd4ml/tracking.py's. An error in the helper process reaches the caller as the same
+Cd4mlError (its class, so its exit code): a ModelRejected stays exit 4.
 """
 
 from __future__ import annotations
@@ -14,44 +14,23 @@ import multiprocessing
 import os
 import signal
 import socket
-import subprocess
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from cd4ml.config import TrackingSettings
 from cd4ml.errors import Cd4mlError, ServiceUnreachable
+from cd4ml.tracking import HOST_TAG, MODEL, PID_TAG, LoggedModel, RunRecord, check_reachable, prepare
 
-PID_TAG = "cd4ml.pid"
-HOST_TAG = "cd4ml.host"
 # the packages a logged model requires, and the module each provides
 REQUIREMENT_MODULES = {"mlflow": "mlflow", "scikit-learn": "sklearn", "numpy": "numpy", "scipy": "scipy", "pandas": "pandas"}
 
 
-def check_reachable(tracking: TrackingSettings, timeout: float = 3.0) -> None:
-    """Fail fast, with the fix, when a remote tracking server does not answer."""
-    if not tracking.uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    try:
-        requests.get(f"{tracking.uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
-    except requests.RequestException as err:
-        raise ServiceUnreachable(
-            f"MLflow at {tracking.uri} did not answer ({type(err).__name__}).",
-            "Start it (docker compose up -d mlflow), or unset MLFLOW_TRACKING_URI to use the local store.",
-        ) from None
-
-
-def configure(tracking: TrackingSettings):
-    """Import mlflow, point it at the store (fast-failing HTTP), and return the module."""
-    check_reachable(tracking)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline-friendly, and no stray threads
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    if not tracking.remote:
-        Path(tracking.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+def _open_store(tracking: TrackingSettings):
+    """Import mlflow and point its fluent API at the store. Only in the tracking process, which
+    exists for this one run: the global URI set here is not the CLI process's."""
+    prepare(tracking)
     import mlflow
 
     mlflow.set_tracking_uri(tracking.uri)
@@ -64,22 +43,6 @@ def experiment_id(mlflow, tracking: TrackingSettings) -> str:
     if found is not None:
         return found.experiment_id
     return mlflow.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location)
-
-
-def git_tags(root: Path) -> dict[str, str]:
-    """The commit and whether the work tree differs from it ("unknown" outside a checkout)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
-    return {"git.commit": commit, "git.dirty": str(dirty).lower()}
 
 
 class Run:
@@ -115,7 +78,7 @@ class Run:
             signature = infer_signature(input_example, predictions)
         info = self.mlflow.sklearn.log_model(
             model,
-            name="model",
+            name=MODEL,
             signature=signature,
             input_example=input_example,
             pip_requirements=model_requirements(),
@@ -159,7 +122,7 @@ class RunProcess:
         """The answer to the oldest call() not yet answered; raises the Cd4mlError it raised."""
         reply = self._receive()
         if reply[0] == "error":
-            raise _rebuild(reply)
+            raise reply[1]
         return reply[1]
 
     def cancel(self) -> None:
@@ -194,6 +157,18 @@ class RunProcess:
     def log_model(self, model, input_example, predictions, trusted_types: list[str]) -> None:
         self._send("log_model", model, input_example, predictions, list(trusted_types))
 
+    def log_record(self, record: RunRecord, figures: Mapping[str, Callable[[], Any]] = {}) -> None:
+        """Log a prepared run record; the model goes first, so the tracking process logs it while
+        the figures (path -> a function drawing a matplotlib figure) are drawn here, one at a time."""
+        self.log(record.params, record.metrics, record.tags)
+        for path, data in record.artifacts.items():
+            self.log_bytes(data, path)
+        if record.model is not None:
+            m: LoggedModel = record.model
+            self.log_model(m.model, m.example, m.predictions, m.trusted_types)
+        for path, draw in figures.items():
+            self.log_figure(draw(), path)
+
     def end(self, status: str) -> dict[str, str]:
         """End the run with this status once everything queued is logged; returns the model URI."""
         self._wait_started()
@@ -201,7 +176,7 @@ class RunProcess:
         reply = self._receive()
         self._process.join(timeout=30)
         if reply[0] == "error":
-            raise _rebuild(reply)
+            raise reply[1]
         return reply[1]
 
     def abandon(self) -> None:
@@ -221,7 +196,7 @@ class RunProcess:
             reply = self._receive()
             if reply[0] == "error":
                 self._process.join(timeout=30)
-                raise _rebuild(reply)
+                raise reply[1]
             self._started = (reply[1], reply[2])
         return self._started
 
@@ -265,7 +240,7 @@ def _serve_run(conn, tracking: TrackingSettings, models: bool = True) -> None:
         if models:
             import skops.io  # noqa: F401  first: its import-time type scan is slower with MLflow's modules loaded
 
-        mlflow = configure(tracking)
+        mlflow = _open_store(tracking)
         if models:
             map_requirement_modules()
         exp = experiment_id(mlflow, tracking)
@@ -283,10 +258,10 @@ def _serve_run(conn, tracking: TrackingSettings, models: bool = True) -> None:
             if warm_up_error is not None:
                 raise warm_up_error
             conn.send(("result", function(*call_args)))
-        except Cd4mlError as err:
-            conn.send(("error", type(err).__name__, err.message, err.hint))
+        except Cd4mlError as err:  # sent as itself (errors pickle): its class, so its exit code, survives
+            conn.send(("error", err))
         except Exception as err:
-            conn.send(("error", "ServiceUnreachable", f"asking MLflow at {tracking.uri} failed: {err}", "Check MLflow."))
+            conn.send(("error", ServiceUnreachable(f"asking MLflow at {tracking.uri} failed: {err}", "Check MLflow.")))
     if method != "start":
         return
     try:
@@ -296,8 +271,9 @@ def _serve_run(conn, tracking: TrackingSettings, models: bool = True) -> None:
         run = Run(mlflow, mlflow.start_run(experiment_id=exp, run_name=args[0]))
         mlflow.set_tags({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
     except Exception as err:
-        conn.send(("error", "ServiceUnreachable", f"could not start an MLflow run at {tracking.uri}: {err}",
-                   "Check that the tracking store is reachable and MLFLOW_TRACKING_URI is right."))
+        conn.send(("error", err if isinstance(err, Cd4mlError) else ServiceUnreachable(
+            f"could not start an MLflow run at {tracking.uri}: {err}",
+            "Check that the tracking store is reachable and MLFLOW_TRACKING_URI is right.")))
         return
     conn.send(("started", run.id, run.experiment_id))
     failure: tuple | None = None
@@ -311,21 +287,15 @@ def _serve_run(conn, tracking: TrackingSettings, models: bool = True) -> None:
             mlflow.end_run(status="FAILED" if failure else args[0])
             conn.send(failure or ("ended", {"model_uri": run.model_uri}))
             conn.close()
-            os._exit(0)  # all is written; skip the interpreter's teardown of MLflow's modules (about 1 s)
+            # os._exit: all is written, the pipe closed and the run ended; what atexit would still do here is
+            # MLflow's and SQLAlchemy's teardown (about 1 s), which this process, ending now, does not need.
+            os._exit(0)
         if failure is None:
             try:
                 getattr(run, method)(*args)
             except Exception as err:
-                failure = ("error", "ServiceUnreachable", f"logging to MLflow at {tracking.uri} failed: {err}",
-                           "Check the tracking store (disk space, server logs) and run again.")
-
-
-def _rebuild(reply: tuple) -> Cd4mlError:
-    from cd4ml.errors import ConfigError, DataError
-
-    _, kind, message, hint = reply
-    return {"ServiceUnreachable": ServiceUnreachable, "ConfigError": ConfigError, "DataError": DataError}.get(
-        kind, Cd4mlError)(message, hint)
+                failure = ("error", ServiceUnreachable(f"logging to MLflow at {tracking.uri} failed: {err}",
+                                                       "Check the tracking store (disk space, server logs) and run again."))
 
 
 def fail_abandoned_runs(mlflow, exp: str) -> list[str]:

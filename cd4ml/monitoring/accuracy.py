@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cd4ml.pipeline.evaluate import evaluate
+from cd4ml.metrics import evaluate
 
 Key = tuple[str, int, int]  # (date YYYY-MM-DD, item_nbr, store_nbr)
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from cd4ml.monitoring.analysis import BOUNDS, binned, bucket_low, log_bucket
 
-PROFILE_ARTIFACT = "profile/training.json"
 PROFILE_VERSION = 1
 BINS = 10
 

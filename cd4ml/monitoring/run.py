@@ -4,7 +4,7 @@
 
 One pass over the events feeds both the aggregates (analysis.EventStats) and the join with
 the actuals (accuracy.LatestForecasts); it needs nothing from MLflow. So MLflow's slow import
-overlaps it: the tracking process (tracking.RunProcess, without skops: no model is logged) asks
+overlaps it: the tracking process (tracking_process.RunProcess, without skops: no model is logged) asks
 the registry for the deployed model (its validation metrics and training profile) and starts the
 monitoring run while the events are read. A monitor that fails leaves a FAILED run.
 """
@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from cd4ml import tracking
+from cd4ml import tracking, tracking_process
 from cd4ml.config import DataSettings, Settings
 from cd4ml.errors import Cd4mlError, ConfigError, DataError, ServiceUnreachable
 from cd4ml.monitoring import report as reports
@@ -31,11 +31,11 @@ from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.events_source import (
     MIN_PART_BYTES, ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
 )
-from cd4ml.monitoring.profile import PROFILE_ARTIFACT, read_profile
+from cd4ml.monitoring.profile import read_profile
 from cd4ml.progress import Reporter
 
 SOURCES = ("jsonl", "elasticsearch")
-REPORT_ARTIFACT = "monitoring/report.json"
+REPORT_ARTIFACT = tracking.REPORT_ARTIFACT
 VALIDATION_METRICS = ("r2", "nwrmsle", "mae")
 
 
@@ -199,15 +199,15 @@ def deployed_model(settings: Settings) -> Deployed | None:
     profile, note = None, None
     with tempfile.TemporaryDirectory() as folder:
         try:
-            path = client.download_artifacts(version.run_id, PROFILE_ARTIFACT, folder)
+            path = client.download_artifacts(version.run_id, tracking.PROFILE_ARTIFACT, folder)
         except Exception:
-            note = (f"run {version.run_id} (v{version.number}) logged no {PROFILE_ARTIFACT}: it was trained before "
+            note = (f"run {version.run_id} (v{version.number}) logged no {tracking.PROFILE_ARTIFACT}: it was trained before "
                     "monitoring existed; retrain and deploy to compare drift")
         else:
             try:
                 profile = read_profile(Path(path).read_bytes())
             except ValueError as err:
-                note = f"{PROFILE_ARTIFACT} of run {version.run_id} cannot be read: {err}"
+                note = f"{tracking.PROFILE_ARTIFACT} of run {version.run_id} cannot be read: {err}"
     return Deployed(name, version.number, version.run_id, validation, profile, note)
 
 
@@ -222,11 +222,11 @@ def monitor(
     # processes creating one SQLite store race in its schema migration).
     fresh = not settings.tracking.remote and not settings.paths.mlflow_db.exists()
     monitoring_tracking = replace(settings.tracking, experiment=settings.monitoring.experiment)
-    process = tracking.RunProcess(monitoring_tracking, models=False)  # warms up while we read
+    process = tracking_process.RunProcess(monitoring_tracking, models=False)  # warms up while we read
     if not fresh:  # the deployed model, asked in the tracking process: MLflow is imported once, there
         process.call(deployed_model, settings)
     # The run starts at once (in the tracking process, while we read); FAILED if anything fails.
-    with tracking.tracked_run(process, run_name=f"monitor {window.since_text[:10]}..{window.until_text[:10]}") as run:
+    with tracking_process.tracked_run(process, run_name=f"monitor {window.since_text[:10]}..{window.until_text[:10]}") as run:
         actuals = repeated = None
         if actuals_path is not None:
             actuals, repeated = read_actuals(settings, actuals_path)
@@ -345,9 +345,7 @@ def _metrics(result: Mapping[str, Any]) -> dict[str, float]:
 def _tags(result: Mapping[str, Any]) -> dict[str, str]:
     model = result["model"] or {}
     return {
-        "monitoring.status": result["status"],
-        "monitoring.source": result["source"],
-        "model.name": model.get("name", "none"),
-        "model.version": model.get("version", "none"),
-        "model.run_id": model.get("run_id", "none"),
+        tracking.MONITORING_STATUS: result["status"],
+        tracking.MONITORING_SOURCE: result["source"],
+        **{tag: model.get(key, "none") for tag, key in zip(tracking.MONITORED_MODEL, ("name", "version", "run_id"))},
     }

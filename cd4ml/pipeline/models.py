@@ -16,6 +16,10 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from cd4ml.errors import ConfigError
 
+# Below this many training rows, one thread trains faster (both paths): OpenMP's start-up and
+# barriers cost more than they save, and far more when another process is busy on the other core.
+SMALL_DATA_ROWS = 50_000
+
 _TREE = "sklearn.tree._tree.Tree"
 _HIST_TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 

@@ -7,10 +7,9 @@ MLflow and the progress reporter.
 from __future__ import annotations
 
 import io
-import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.feature_extraction import DictVectorizer
@@ -18,20 +17,18 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from cd4ml import plots, tracking
-from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
 from cd4ml.errors import ConfigError
-from cd4ml.monitoring.profile import PROFILE_ARTIFACT, profile_bytes, training_profile
-from cd4ml.pipeline.evaluate import compare
-from cd4ml.pipeline.models import MODELS, make_forecaster, make_model, trusted_types
+from cd4ml.metrics import compare
+from cd4ml.monitoring.profile import profile_bytes, training_profile
+from cd4ml.pipeline.models import MODELS, SMALL_DATA_ROWS, make_forecaster, make_model, trusted_types
 from cd4ml.pipeline.split import split_by_date
+from cd4ml.pipeline.track import Prepared, RunResult, run_params, track
 from cd4ml.problems import Problem, Table, get_problem
 from cd4ml.progress import Reporter
+from cd4ml.tracking_process import RunProcess
 
 
-# Below this many rows, one thread trains faster: OpenMP's start-up and barriers cost more than
-# they save, and far more when another process is busy on the other core.
-SMALL_DATA_ROWS = 50_000
 
 
 @dataclass
@@ -42,23 +39,6 @@ class Trained:
     metrics: dict[str, float]
     valid: np.ndarray  # mask of the validation rows in the table
     predicted: np.ndarray  # the model's forecast of the validation rows
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
-    model_uri: str
-    metrics: dict[str, float]
-    data: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_json(self) -> str:
-        return json.dumps({
-            "run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
-            "model_uri": self.model_uri, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
-        }, sort_keys=True)
 
 
 def build_model(features: Any, levels: Any, model_name: str, params: dict[str, Any], seed: int) -> Pipeline:
@@ -111,13 +91,12 @@ def fit_and_validate(settings: Settings) -> tuple[Trained, Table]:
     return trained, table
 
 
-def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:
-    """One tracked pipeline run; the run id is recorded for the acceptance gate.
+def run_pipeline(settings: Settings, reporter: Reporter, process: RunProcess | None = None) -> RunResult:
+    """One tracked pipeline run on the row path; the run id is recorded for the acceptance gate.
 
     `process` is a tracking process already warming up (the CLI starts it before importing
     this module, so MLflow's import overlaps ours); without one, one is started here."""
-    started = time.perf_counter()
-    process = process or tracking.RunProcess(settings.tracking)
+    process = process or RunProcess(settings.tracking)
     try:
         problem = get_problem(settings.problem)
         make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
@@ -126,14 +105,8 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
     except BaseException:
         process.cancel()
         raise
-    seconds: dict[str, float] = {}
-    with tracking.tracked_run(process) as run:
-        run.log(params=_params(settings), tags={
-            **tracking.git_tags(settings.paths.root),
-            **({"build_number": settings.tracking.build_number} if settings.tracking.build_number else {}),
-            "problem": problem.name,
-        })
 
+    def work(seconds: dict[str, float]) -> Prepared:
         clock = time.perf_counter()
         table = problem.collect(problem.rows(source, settings.data, on_bad=lambda e: reporter.say(f"skipped: {e}")))
         seconds["data"] = time.perf_counter() - clock
@@ -148,42 +121,31 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunPr
         )
         seconds["train_validate"] = time.perf_counter() - clock
         reporter.stage("train+valid", seconds["train_validate"], int(trained.metrics["rows_train"]))
+        return _prepared(settings, problem, source, table, trained, cutoff)
 
-        clock = time.perf_counter()
-        data = {"sha256": source.stats.sha256, "rows_read": source.stats.lines, "rows_kept": kept,
-                "source": str(settings.data.source)}
-        run.log(
-            metrics={**trained.metrics, **{f"seconds_{k}": v for k, v in seconds.items()}},
-            tags={"data.sha256": data["sha256"], "data.rows_read": data["rows_read"],
-                  "data.rows_kept": kept, "data.source": data["source"],
-                  "validation.first_date": str(cutoff)},
-        )
-        run.log_bytes(_validation_rows(problem, table, trained.valid), VALIDATION_ROWS)
-        train = ~trained.valid  # what monitoring compares live events with (docs/monitoring.md)
-        run.log_bytes(profile_bytes(training_profile(
-            table.inputs["item_nbr"].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
-        )), PROFILE_ARTIFACT)
-        example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
-        run.log_model(  # the tracking process logs the model while the plots are drawn here
-            trained.model, example, trained.model.predict(example),
-            trusted_types=[*problem.trusted_types, *trusted_types(settings.model.name)],
-        )
-        _log_plots(run, trained, table)
-    seconds["logging"] = time.perf_counter() - clock
-    reporter.stage("logging", seconds["logging"])
-    seconds["total"] = time.perf_counter() - started
-    result = RunResult(
-        run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
-        model_uri=run.model_uri, metrics=trained.metrics, data=data, seconds=seconds,
+    return track(settings, reporter, process, problem.name, run_params(settings), {}, work)
+
+
+def _prepared(settings: Settings, problem: Problem, source: Any, table: Table, trained: Trained, cutoff: Any) -> Prepared:
+    """What the row path records: validation rows, training profile, the model, three plots."""
+    train = ~trained.valid  # what monitoring compares live events with (docs/monitoring.md)
+    profile = profile_bytes(training_profile(
+        table.inputs["item_nbr"].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
+    ))
+    example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
+    return Prepared(
+        metrics=trained.metrics,
+        data={"sha256": source.stats.sha256, "rows_read": source.stats.lines, "rows_kept": len(table.target),
+              "source": str(settings.data.source)},
+        record=tracking.RunRecord(
+            tags={tracking.VALIDATION_FIRST_DATE: str(cutoff)},
+            artifacts={tracking.VALIDATION_ROWS: _validation_rows(problem, table, trained.valid),
+                       tracking.PROFILE_ARTIFACT: profile},
+            model=tracking.LoggedModel(trained.model, example, trained.model.predict(example),
+                                       [*problem.trusted_types, *trusted_types(settings.model.name)]),
+        ),
+        plots=_plots(trained, table),
     )
-    return record(settings, result)
-
-
-def record(settings: Settings, result: RunResult) -> RunResult:
-    """Write the run's result where the acceptance gate finds the last run."""
-    settings.paths.last_run_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.paths.last_run_file.write_text(result.as_json() + "\n")
-    return result
 
 
 def _validation_rows(problem: Problem, table: Table, valid: np.ndarray) -> bytes:
@@ -197,30 +159,14 @@ def _validation_rows(problem: Problem, table: Table, valid: np.ndarray) -> bytes
     return buffer.getvalue()
 
 
-def _params(settings: Settings) -> dict[str, Any]:
-    data = settings.data
-    params: dict[str, Any] = {
-        "problem": settings.problem,
-        "seed": settings.seed,
-        "model": settings.model.name,
-        "data.source": str(data.source),
-        "data.items": "all" if data.items is None else ",".join(map(str, sorted(data.items))),
-        "data.stores": "all" if data.stores is None else ",".join(map(str, sorted(data.stores))),
-        "split.validation_days": settings.validation_days,
-    }
-    params.update({f"model.{k}": v for k, v in settings.model.params.items()})
-    return params
-
-
-def _log_plots(run: tracking.RunProcess, trained: Trained, table: Table) -> None:
+def _plots(trained: Trained, table: Table) -> dict[str, Callable[[], Any]]:
+    """The three plots (tracking.PLOTS), each drawn when it is logged."""
     actual = table.target[trained.valid]
-    run.log_figure(plots.predicted_vs_actual(actual, trained.predicted), "plots/predicted_vs_actual.png")
-    run.log_figure(
-        plots.residuals_by_date(table.dates[trained.valid], actual, trained.predicted),
-        "plots/residuals_by_date.png",
-    )
-    names, importance, measure = _importance(trained, table)
-    run.log_figure(plots.feature_importance(names, importance, measure), "plots/feature_importance.png")
+    return dict(zip(tracking.PLOTS, (
+        lambda: plots.predicted_vs_actual(actual, trained.predicted),
+        lambda: plots.residuals_by_date(table.dates[trained.valid], actual, trained.predicted),
+        lambda: plots.feature_importance(*_importance(trained, table)),
+    )))
 
 
 def _importance(trained: Trained, table: Table) -> tuple[list[str], np.ndarray, str]:

@@ -8,28 +8,29 @@ the strategy and its measured cost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from cd4ml import plots, tracking
-from cd4ml.acceptance import VALIDATION_ROWS
 from cd4ml.config import Settings
 from cd4ml.errors import DataError
 from cd4ml.pipeline import scale
-from cd4ml.pipeline.mode import check_model
 from cd4ml.pipeline.models import make_model, relative_trusted_types
-from cd4ml.pipeline.run import RunResult, _params, record
+from cd4ml.pipeline.track import Prepared, RunResult, run_params, track
 from cd4ml.problems import get_problem
 from cd4ml.progress import Reporter
+from cd4ml.tracking_process import RunProcess
 
 PROBE_BYTES = 4 << 20  # the tail of train.csv read first: its last dates
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+DEFAULT_MMAP_THRESHOLD = 128 * 1024  # glibc's default for it (mallopt(3))
 PLOT_ROWS = 20_000  # validation rows drawn in the scatter plot and used for permutation importance
 
 
@@ -57,8 +58,13 @@ def plan(partitions: Any, settings: Settings) -> scale.ScanSpec:
 
 
 def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any, partitions: Any) -> Scan:
-    """Plan, scan every partition (threads here, or tasks on a Dask cluster), finish."""
-    return_freed_memory()
+    """Plan, scan every partition (threads here, or tasks on a Dask cluster), finish; freed
+    memory goes back to the system at once meanwhile."""
+    with freed_memory_returned():
+        return _scan_data(settings, reporter, source, partitions)
+
+
+def _scan_data(settings: Settings, reporter: Reporter, source: Any, partitions: Any) -> Scan:
     spec = plan(partitions, settings)
     progress = reporter.progress("scan")
     address = settings.scale.dask_scheduler
@@ -97,46 +103,56 @@ def scan_data(settings: Settings, reporter: Reporter, problem: Any, source: Any,
     return Scan(scanned, spec, partitions, source, source.fingerprint(sha256), engine)
 
 
-def return_freed_memory() -> None:
-    """Make freed buffers go back to the system at once, so the pass's peak is what it holds:
-    Arrow allocates from the system allocator (its default keeps freed pages for reuse), and
+@contextlib.contextmanager
+def freed_memory_returned() -> Iterator[None]:
+    """While inside, freed buffers go back to the system at once, so the pass's peak is what it
+    holds: Arrow allocates from the system allocator (its default keeps freed pages for reuse), and
     glibc maps blocks of 1 MiB and more on their own (by default the threshold grows as large
     arrays are freed, and they then stay in the heap). On 10 M rows: peak 817 -> 686 MB, for
-    about 20% more CPU time (the kernel maps and zeroes those pages each time)."""
+    about 20% more CPU time (the kernel maps and zeroes those pages each time). On leaving, Arrow's
+    pool is restored and glibc's threshold set back to its default of 128 KiB (mallopt(3); its
+    dynamic growth stays off once set, which only makes later large blocks go back sooner)."""
+    import pyarrow as pa
+
+    pool = pa.default_memory_pool()
+    mallopt = _libc("mallopt")
+    pa.set_memory_pool(pa.system_memory_pool())
+    if mallopt is not None:  # glibc only
+        mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
+        if mallopt is not None:
+            mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD)
+
+
+def _libc(name: str) -> Any:
+    """A glibc function by name, or None on another C library."""
     import ctypes
     import ctypes.util
 
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
     libc = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
-    if mallopt is not None:  # glibc only
-        mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    return getattr(ctypes.CDLL(libc), name, None) if libc else None
 
 
 def release_memory() -> None:
     """Give the memory the pass freed back to the system before training: Arrow's allocator and
     glibc's keep freed blocks for reuse (a few hundred MB after a pass over 126 M rows)."""
-    import ctypes
-    import ctypes.util
-
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    libc = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    trim = _libc("malloc_trim")
     if trim is not None:  # glibc only
         trim(0)
 
 
-def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking.RunProcess | None = None) -> RunResult:
-    """One tracked pipeline run on the scale path; the run id is recorded for the acceptance gate."""
-    started = time.perf_counter()
-    process = process or tracking.RunProcess(settings.tracking)
+def run_scale_pipeline(settings: Settings, reporter: Reporter, process: RunProcess | None = None) -> RunResult:
+    """One tracked pipeline run on the scale path (its model checked by mode.choose_path); the run
+    id is recorded for the acceptance gate."""
+    process = process or RunProcess(settings.tracking)
     try:
         problem = get_problem(settings.problem)
-        check_model(settings.model.name)
         make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
                    name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, None)  # a missing file: no run
@@ -145,14 +161,8 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking
     except BaseException:
         process.cancel()
         raise
-    seconds: dict[str, float] = {}
-    with tracking.tracked_run(process) as run:
-        run.log(params=_scale_params(settings), tags={
-            **tracking.git_tags(settings.paths.root),
-            **({"build_number": settings.tracking.build_number} if settings.tracking.build_number else {}),
-            "problem": problem.name, "pipeline.path": "scale",
-        })
 
+    def work(seconds: dict[str, float]) -> Prepared:
         clock = time.perf_counter()
         done = scan_data(settings, reporter, problem, source, partitions)
         scanned = done.scanned
@@ -170,39 +180,37 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: tracking
         )
         seconds["train_validate"] = time.perf_counter() - clock
         reporter.stage("train+valid", seconds["train_validate"], len(scanned.sample["day"]))
+        return _prepared(settings, problem, done, weights, trained)
 
-        clock = time.perf_counter()
-        data = {"sha256": done.fingerprint, "rows_read": scanned.lines, "rows_kept": scanned.kept,
-                "source": str(settings.data.source)}
-        run.log(
-            metrics={**trained.metrics, **{f"seconds_{k}": v for k, v in seconds.items()},
-                     "partitions": float(len(partitions)), "partitions_by_rows": float(scanned.by_rows)},
-            tags={"data.sha256": data["sha256"], "data.rows_read": data["rows_read"],
-                  "data.rows_kept": scanned.kept, "data.source": data["source"],
-                  "validation.first_date": str(scale.day_of(scanned.cutoff)), "scale.engine": done.engine},
-        )
-        run.log_bytes(_validation_rows(problem, scanned, partitions, weights), VALIDATION_ROWS)
-        _log_profile(run, problem, scanned, partitions, trained.predicted)
-        example = problem.scale_requests(scale.take(scanned.valid, slice(0, 5)), partitions)
-        run.log_model(
-            trained.model, example, trained.model.predict(example),
-            trusted_types=[*problem.trusted_types, *relative_trusted_types(settings.model.name)],
-        )
-        _log_plots(run, problem, scanned, partitions, trained, settings.seed)
-    seconds["logging"] = time.perf_counter() - clock
-    reporter.stage("logging", seconds["logging"])
-    seconds["total"] = time.perf_counter() - started
-    result = RunResult(
-        run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
-        model_uri=run.model_uri, metrics=trained.metrics, data=data, seconds=seconds,
+    return track(settings, reporter, process, problem.name, _scale_params(settings),
+                 {tracking.PIPELINE_PATH: "scale"}, work)
+
+
+def _prepared(settings: Settings, problem: Any, done: Scan, weights: np.ndarray,
+              trained: scale.TrainedAtScale) -> Prepared:
+    """What the scale path records: the row path's record, from the scan's columns."""
+    scanned, partitions = done.scanned, done.partitions
+    example = problem.scale_requests(scale.take(scanned.valid, slice(0, 5)), partitions)
+    return Prepared(
+        metrics=trained.metrics,
+        data={"sha256": done.fingerprint, "rows_read": scanned.lines, "rows_kept": scanned.kept,
+              "source": str(settings.data.source)},
+        record=tracking.RunRecord(
+            metrics={"partitions": float(len(partitions)), "partitions_by_rows": float(scanned.by_rows)},
+            tags={tracking.VALIDATION_FIRST_DATE: str(scale.day_of(scanned.cutoff)), tracking.SCALE_ENGINE: done.engine},
+            artifacts={tracking.VALIDATION_ROWS: _validation_rows(problem, scanned, partitions, weights),
+                       tracking.PROFILE_ARTIFACT: _profile(scanned, partitions, trained.predicted)},
+            model=tracking.LoggedModel(trained.model, example, trained.model.predict(example),
+                                       [*problem.trusted_types, *relative_trusted_types(settings.model.name)]),
+        ),
+        plots=_plots(scanned, trained, settings.seed),
     )
-    return record(settings, result)
 
 
 def _scale_params(settings: Settings) -> dict[str, Any]:
     sc = settings.scale
     return {
-        **_params(settings),
+        **run_params(settings),
         "scale.strategy": sc.strategy,
         "scale.sample_rows": sc.sample_rows,
         "scale.partition_mb": sc.partition_mb,
@@ -223,41 +231,47 @@ def _validation_rows(problem: Any, scanned: scale.Scanned, partitions: Any, weig
     return buffer.getvalue()
 
 
-def _log_profile(run: tracking.RunProcess, problem: Any, scanned: scale.Scanned, partitions: Any, predicted: np.ndarray) -> None:
+def _profile(scanned: scale.Scanned, partitions: Any, predicted: np.ndarray) -> bytes:
     """The training profile monitoring compares live events with, from the uniform sample."""
-    from cd4ml.monitoring.profile import PROFILE_ARTIFACT, profile_bytes, training_profile
+    from cd4ml.monitoring.profile import profile_bytes, training_profile
 
     sample = scanned.sample
     items = partitions.items.numbers[sample["cell"] % len(partitions.items.numbers)]
     dates = sample["day"].astype("datetime64[D]")
-    run.log_bytes(profile_bytes(training_profile(items, dates, sample["target"], predicted)), PROFILE_ARTIFACT)
+    return profile_bytes(training_profile(items, dates, sample["target"], predicted))
 
 
-def _log_plots(run: tracking.RunProcess, problem: Any, scanned: scale.Scanned, partitions: Any,
-               trained: scale.TrainedAtScale, seed: int) -> None:
+def _plots(scanned: scale.Scanned, trained: scale.TrainedAtScale, seed: int) -> dict[str, Callable[[], Any]]:
     """The row path's three plots: a sample of validation rows in the scatter plot, every one in
-    the mean residual by date, permutation importance on a sample."""
+    the mean residual by date, permutation importance on a sample; each drawn when it is logged."""
     valid = scanned.valid
     actual = valid["target"]
     n = len(actual)
     pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, PLOT_ROWS), replace=False))
-    run.log_figure(plots.predicted_vs_actual(actual[pick], trained.predicted[pick]), "plots/predicted_vs_actual.png")
-    days, at = np.unique(valid["day"], return_inverse=True)
-    counts = np.bincount(at)
-    run.log_figure(plots.residuals_by_date(
-        np.array([scale.day_of(d) for d in days]),
-        np.bincount(at, weights=actual) / counts,
-        np.bincount(at, weights=trained.predicted) / counts,
-    ), "plots/residuals_by_date.png")
-    estimator = trained.model.named_steps["model"]
-    features = trained.model.named_steps["features"]
-    names = list(features.get_feature_names_out())
-    importance = getattr(estimator.regressor_.regressor_, "feature_importances_", None)
-    measure = plots.IMPURITY
-    if importance is None:
-        measure = plots.PERMUTATION
-        from sklearn.inspection import permutation_importance
 
-        X = features.encode_frame(scale.take(valid, pick))
-        importance = permutation_importance(estimator, X, actual[pick], n_repeats=3, random_state=0).importances_mean
-    run.log_figure(plots.feature_importance(names, np.asarray(importance), measure), "plots/feature_importance.png")
+    def residuals() -> Any:
+        days, at = np.unique(valid["day"], return_inverse=True)
+        counts = np.bincount(at)
+        return plots.residuals_by_date(
+            np.array([scale.day_of(d) for d in days]),
+            np.bincount(at, weights=actual) / counts,
+            np.bincount(at, weights=trained.predicted) / counts,
+        )
+
+    def importance() -> Any:
+        estimator = trained.model.named_steps["model"]
+        features = trained.model.named_steps["features"]
+        names = list(features.get_feature_names_out())
+        found = getattr(estimator.regressor_.regressor_, "feature_importances_", None)
+        measure = plots.IMPURITY
+        if found is None:
+            measure = plots.PERMUTATION
+            from sklearn.inspection import permutation_importance
+
+            X = features.encode_frame(scale.take(valid, pick))
+            found = permutation_importance(estimator, X, actual[pick], n_repeats=3, random_state=0).importances_mean
+        return plots.feature_importance(names, np.asarray(found), measure)
+
+    return dict(zip(tracking.PLOTS, (
+        lambda: plots.predicted_vs_actual(actual[pick], trained.predicted[pick]), residuals, importance,
+    )))

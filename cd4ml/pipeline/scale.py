@@ -35,9 +35,8 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from cd4ml.errors import ConfigError, DataError
-from cd4ml.pipeline.evaluate import compare
-from cd4ml.pipeline.mode import check_model
-from cd4ml.pipeline.models import NonNegative, RelativeToLevel, make_model
+from cd4ml.metrics import compare
+from cd4ml.pipeline.models import SMALL_DATA_ROWS, NonNegative, RelativeToLevel, make_model
 
 Frame = dict[str, np.ndarray]
 COLUMNS = {"day": np.int32, "cell": np.int32, "target": np.float64, "promo": np.bool_, "id": np.int64, "priority": np.uint64}
@@ -45,7 +44,6 @@ NO_DAY = np.iinfo(np.int32).min  # "no day yet" (a floor below every date)
 WEEKDAYS = 7
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday is 0 as in date.weekday()
 THOUSANDTHS = 1000  # totals count the target in thousandths, as integers, so they add up exactly
-STRATEGIES = ("sample", "all")
 PREDICT_ROWS = 500_000  # validation rows encoded and predicted at a time
 
 
@@ -60,10 +58,9 @@ class ScanSpec:
 
 
 def spec_for(strategy: str, sample_rows: int, validation_days: int, seed: int, floor: int = NO_DAY) -> ScanSpec:
-    """The scan for a strategy: "sample" keeps the sample_rows training rows with the smallest
-    hashes; "all" keeps every training row."""
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"params.toml [scale] strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
+    """The scan for a strategy (config.SCALE_STRATEGIES, checked when the settings are read):
+    "sample" keeps the sample_rows training rows with the smallest hashes; "all" keeps every
+    training row."""
     return ScanSpec(validation_days, None if strategy == "all" else sample_rows, seed, floor)
 
 
@@ -387,8 +384,8 @@ class TrainedAtScale:
 def build_scale_model(features: Any, model_name: str, params: dict[str, Any], seed: int) -> Pipeline:
     """Features and model as one sklearn Pipeline, like the row path's (no encoder step: the
     features are numbers already). The model forecasts sales relative to the features' first
-    column, the level (the store-item's mean sales), as an offset."""
-    check_model(model_name)
+    column, the level (the store-item's mean sales), as an offset. model_name: one of
+    mode.SCALE_MODELS (models that take missing values; mode.choose_path checks it)."""
     estimator, _ = make_model(model_name, params, random_state=seed)
     return Pipeline([("features", features), ("model", NonNegative(RelativeToLevel(estimator, level=0)))])
 
@@ -424,7 +421,7 @@ def train_and_validate_at_scale(
     """Fit on the sample, score every validation row (in chunks), and the baseline and the best
     achievable forecast on the same rows, as the row path's train_and_validate does."""
     model = build_scale_model(features, model_name, params, seed)
-    with threadpool_limits(limits=1 if len(scanned.sample["day"]) < 50_000 else None):
+    with threadpool_limits(limits=1 if len(scanned.sample["day"]) < SMALL_DATA_ROWS else None):
         model.named_steps["model"].fit(encoder.encode_frame(scanned.sample), scanned.sample["target"])
         predicted = predict_frame(model, encoder, scanned.valid)
     actual = scanned.valid["target"]

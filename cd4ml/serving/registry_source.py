@@ -28,7 +28,7 @@ def production_fetcher(
             return None
         if version.number == current:
             return None
-        model = registry.load(version, name, allowed)
+        model = registry.load(clients[0], version, name, allowed)
         return LoadedModel(
             version=version.number,
             run_id=version.run_id,

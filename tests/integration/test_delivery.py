@@ -86,3 +86,23 @@ def test_the_gate_fails_closed_when_mlflow_cannot_be_reached(delivery, tmp_path,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     code = main(["acceptance", "--run-id", recorded["run_id"]])
     assert code == 3 and "did not answer" in capsys.readouterr().err
+
+
+def test_the_delivery_commands_use_explicit_clients_not_mlflows_global_uri(delivery, tmp_path, capsys, monkeypatch):
+    """A decoy global tracking URI is neither used (registering, loading production for the gate)
+    nor changed: the registry and the gate talk to the configured store through their own clients."""
+    import mlflow
+
+    client, name = delivery
+    decoy = f"sqlite:///{tmp_path / 'decoy.db'}"
+    mlflow.set_tracking_uri(decoy)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # set_tracking_uri exports it: configure the real one
+    try:
+        for step in ("pipeline", "acceptance", "deploy", "pipeline", "acceptance"):
+            code, out, err = cli(capsys, "--params", params_file(tmp_path), step)
+            assert code == 0, err
+        assert "production v1 scores" in out  # the gate loaded production from the configured store
+        assert mlflow.get_tracking_uri() == decoy
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert client.get_model_version_by_alias(name, "production").version == "1"

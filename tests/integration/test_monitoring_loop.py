@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from cd4ml.cli import _allowed_types, main
 from cd4ml.config import load_settings
 from cd4ml.events import JsonlSink
-from cd4ml.pipeline.evaluate import evaluate
+from cd4ml.metrics import evaluate
 from cd4ml.problems.favorita import schema
 from cd4ml.problems.favorita.generate import SizeSpec, generate
 from cd4ml.serving.app import create_app

@@ -63,7 +63,7 @@ def test_a_scale_run_is_tracked_gated_deployed_and_served(embedded, tiny_data, c
     settings = load_settings()
     client = registry.client(settings.tracking)
     version = registry.production(client, settings.tracking.registered_model)
-    model = registry.load(version, settings.tracking.registered_model, _allowed_types(settings))  # skops, trusted types
+    model = registry.load(client, version, settings.tracking.registered_model, _allowed_types(settings))  # skops, trusted types
     assert type(model.named_steps["features"]).__name__ == "CompactSalesFeatures"
     assert 99197 in model.named_steps["features"].catalogue
     (forecast,) = model.predict([REQUEST])
@@ -165,3 +165,16 @@ def test_the_scale_path_reads_the_kaggle_layout_only(embedded, tiny_data, capsys
     assert "Kaggle layout" in capsys.readouterr().err
     assert main(["pipeline", "--data", str(tiny_data), "--scale", "--max-rows", "500", "--items", "all"]) == 2
     assert "validation_days=57 leaves no training data" in capsys.readouterr().err  # 500 rows span a few days
+
+
+def test_the_scan_restores_arrows_memory_pool():
+    """The pass swaps Arrow's pool (and glibc's mmap threshold) for its own duration only: a test
+    or benchmark in the same process finds the pool it had."""
+    import pyarrow as pa
+
+    from cd4ml.pipeline.run_scale import freed_memory_returned
+
+    before = pa.default_memory_pool().backend_name
+    with freed_memory_returned():
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == before

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cd4ml.pipeline.evaluate import compare, evaluate, mae, nwrmsle, r2
+from cd4ml.metrics import compare, evaluate, mae, nwrmsle, r2
 
 
 def test_perfect_predictions_score_perfectly():

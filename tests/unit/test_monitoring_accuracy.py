@@ -9,7 +9,7 @@ import numpy as np
 
 from cd4ml.monitoring.accuracy import Actual, LatestForecasts, actuals_by_key, live_accuracy
 from cd4ml.monitoring.events_source import columns
-from cd4ml.pipeline.evaluate import evaluate
+from cd4ml.metrics import evaluate
 
 
 def ev(stamp: str, day: str, item: int, forecast: float, version: str = "1", store: int = 47) -> dict:

@@ -141,8 +141,14 @@ def test_finish_says_what_to_change():
 def test_spec_for_knows_its_strategies():
     assert scale.spec_for("all", 10, 5, 1).sample_rows is None
     assert scale.spec_for("sample", 10, 5, 1).sample_rows == 10
+
+
+def test_an_unknown_strategy_is_refused_when_the_settings_are_read(tmp_path):
+    from cd4ml.config import load_settings
+
+    (tmp_path / "params.toml").write_text('[scale]\nstrategy = "some"\n')
     with pytest.raises(ConfigError, match="strategy must be one of sample, all; got 'some'"):
-        scale.spec_for("some", 10, 5, 1)
+        load_settings(tmp_path / "params.toml", environ={})
 
 
 def test_the_baseline_from_totals_is_the_row_paths_baseline():
