@@ -295,10 +295,10 @@ def _accuracy(folder: Path, params: Path, strategy: str, sample_rows: int, store
     problem, source, partitions = _partitions(settings)
     scanned = scan_data(settings, Reporter(quiet=True), problem, source, partitions).scanned
     started = time.perf_counter()
-    features = problem.scale_features(scanned, partitions, source)
+    features = partitions.features(scanned)
     trained = scale.train_and_validate_at_scale(
-        scanned, features, features, problem.scale_weights(scanned.valid, partitions), settings.model.name,
-        dict(settings.model.params), settings.seed, problem.scale_expected(source, scanned.valid["id"]),
+        scanned, features, features, partitions.weights(scanned.valid), settings.model.name,
+        dict(settings.model.params), settings.seed, partitions.expected(scanned.valid["id"]),
     )
     m = trained.metrics
     return {**m, "train_rows": scanned.train_rows, "sample_rows": len(scanned.sample["day"]),

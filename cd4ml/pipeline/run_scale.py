@@ -170,9 +170,9 @@ def run_scale_pipeline(settings: Settings, reporter: Reporter, process: RunProce
         reporter.stage("scan", seconds["scan"], scanned.lines, scanned.kept)
 
         clock = time.perf_counter()
-        features = problem.scale_features(scanned, partitions, source)
-        weights = problem.scale_weights(scanned.valid, partitions)
-        expected = problem.scale_expected(source, scanned.valid["id"])
+        features = partitions.features(scanned)
+        weights = partitions.weights(scanned.valid)
+        expected = partitions.expected(scanned.valid["id"])
         release_memory()
         trained = scale.train_and_validate_at_scale(
             scanned, features, features, weights, settings.model.name, dict(settings.model.params),
@@ -190,7 +190,7 @@ def _prepared(settings: Settings, problem: Any, done: Scan, weights: np.ndarray,
               trained: scale.TrainedAtScale) -> Prepared:
     """What the scale path records: the row path's record, from the scan's columns."""
     scanned, partitions = done.scanned, done.partitions
-    example = problem.scale_requests(scale.take(scanned.valid, slice(0, 5)), partitions)
+    example = partitions.requests(scale.take(scanned.valid, slice(0, 5)))
     return Prepared(
         metrics=trained.metrics,
         data={"sha256": done.fingerprint, "rows_read": scanned.lines, "rows_kept": scanned.kept,
@@ -198,7 +198,7 @@ def _prepared(settings: Settings, problem: Any, done: Scan, weights: np.ndarray,
         record=tracking.RunRecord(
             metrics={"partitions": float(len(partitions)), "partitions_by_rows": float(scanned.by_rows)},
             tags={tracking.VALIDATION_FIRST_DATE: str(scale.day_of(scanned.cutoff)), tracking.SCALE_ENGINE: done.engine},
-            artifacts={tracking.VALIDATION_ROWS: _validation_rows(problem, scanned, partitions, weights),
+            artifacts={tracking.VALIDATION_ROWS: _validation_rows(scanned, partitions, weights),
                        tracking.PROFILE_ARTIFACT: _profile(scanned, partitions, trained.predicted)},
             model=tracking.LoggedModel(trained.model, example, trained.model.predict(example),
                                        [*problem.trusted_types, *relative_trusted_types(settings.model.name)]),
@@ -219,12 +219,12 @@ def _scale_params(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _validation_rows(problem: Any, scanned: scale.Scanned, partitions: Any, weights: np.ndarray) -> bytes:
+def _validation_rows(scanned: scale.Scanned, partitions: Any, weights: np.ndarray) -> bytes:
     """Every validation row (model inputs, target, metric weight) as Parquet, for the gate."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = problem.scale_request_table(scanned.valid, partitions)
+    table = partitions.request_table(scanned.valid)
     table = table.append_column("target", pa.array(scanned.valid["target"])).append_column("weight", pa.array(weights))
     buffer = io.BytesIO()
     pq.write_table(table, buffer)

@@ -61,28 +61,32 @@ class Problem(Protocol):
         """Noise-free expected targets for these rows, when the data set knows them."""
 
 
-class ScaleProblem(Problem, Protocol):
-    """A problem that can also take the scale path (cd4ml/pipeline/scale.py, docs/scale.md): its
-    data in partitions of compact columns (day, cell, target, promo, id), a features step learned
-    from the pass's totals, and its rows back as requests."""
+class ScaleData(Protocol):
+    """A problem's data on the scale path (cd4ml/pipeline/scale.py, docs/scale.md): partitions of
+    compact columns (day, cell, target, promo, id), read by the scan (len, read, batch,
+    tail_batch, columns; picklable for Dask), and what the path asks of those rows."""
 
-    def partitions(self, source: Source, data: DataSettings, part_bytes: int, max_rows: int | None = None) -> Any:
-        """The data in partitions (len, read, batch, tail_batch, columns; picklable for Dask)."""
-
-    def scale_features(self, scanned: Any, partitions: Any, source: Source) -> Any:
+    def features(self, scanned: Any) -> Any:
         """The model's fitted features step (with encode_frame) from the pass's totals."""
 
-    def scale_weights(self, frame: dict, partitions: Any) -> np.ndarray:
+    def weights(self, frame: dict) -> np.ndarray:
         """The metric weights of rows in compact columns."""
 
-    def scale_requests(self, frame: dict, partitions: Any) -> Any:
+    def requests(self, frame: dict) -> Any:
         """Rows in compact columns as the model's input rows (a DataFrame)."""
 
-    def scale_request_table(self, frame: dict, partitions: Any) -> Any:
+    def request_table(self, frame: dict) -> Any:
         """The same as an Arrow table, for millions of rows."""
 
-    def scale_expected(self, source: Source, ids: np.ndarray) -> np.ndarray | None:
-        """expected() in bounded memory."""
+    def expected(self, ids: np.ndarray) -> np.ndarray | None:
+        """The problem's expected() in bounded memory."""
+
+
+class ScaleProblem(Problem, Protocol):
+    """A problem that can also take the scale path: one method more."""
+
+    def partitions(self, source: Source, data: DataSettings, part_bytes: int, max_rows: int | None = None) -> ScaleData:
+        """The data in partitions, and what the scale path asks of its rows."""
 
 
 def get_problem(name: str) -> Problem:

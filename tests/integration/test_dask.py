@@ -38,9 +38,9 @@ def setup(data, part_bytes=40_000, **scale_changes):
 
 
 def trained(problem, source, partitions, scanned):
-    features = problem.scale_features(scanned, partitions, source)
+    features = partitions.features(scanned)
     return scale.train_and_validate_at_scale(
-        scanned, features, features, problem.scale_weights(scanned.valid, partitions), "gradient_boosting", {}, 42,
+        scanned, features, features, partitions.weights(scanned.valid), "gradient_boosting", {}, 42,
     )
 
 
@@ -62,7 +62,7 @@ def test_dask_and_one_process_give_the_same_scan_model_and_predictions(client, t
     a, b = trained(problem, source, partitions, here), trained(problem, source, partitions, there)
     assert a.metrics == b.metrics
     assert np.array_equal(a.predicted, b.predicted)
-    requests = problem.scale_requests(here.valid, partitions)
+    requests = partitions.requests(here.valid)
     assert np.array_equal(a.model.predict(requests), b.model.predict(requests))
 
 

@@ -88,15 +88,15 @@ def test_the_scale_path_validates_on_the_row_paths_rows_with_the_same_baseline(t
 
     table = problem.collect(problem.rows(problem.open(settings.data), settings.data))
     valid, cutoff = split_by_date(table.dates, settings.validation_days)
-    rows = problem.scale_requests(scanned.valid, partitions)
+    rows = partitions.requests(scanned.valid)
     reference = table.inputs.loc[valid, ["date", "item_nbr", "store_nbr", "onpromotion"]]
     assert sorted(map(tuple, rows.to_numpy().tolist())) == sorted(map(tuple, reference.to_numpy().tolist()))
     assert scale.day_of(scanned.cutoff) == cutoff and scanned.train_rows == (~valid).sum()
 
-    features = problem.scale_features(scanned, partitions, source)
-    weights = problem.scale_weights(scanned.valid, partitions)
+    features = partitions.features(scanned)
+    weights = partitions.weights(scanned.valid)
     at_scale = scale.train_and_validate_at_scale(scanned, features, features, weights, "gradient_boosting", {}, 42,
-                                                 problem.scale_expected(source, scanned.valid["id"]))
+                                                 partitions.expected(scanned.valid["id"]))
     by_rows = train_and_validate(problem, table, problem.features(table, source), valid, "gradient_boosting", {}, 42,
                                  problem.expected(source, table.ids[valid]))
     for name in ("baseline_r2", "baseline_nwrmsle", "baseline_mae", "best_r2", "best_nwrmsle", "rows_valid"):

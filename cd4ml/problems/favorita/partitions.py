@@ -22,18 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cd4ml.errors import DataError
+from cd4ml.problems.favorita import schema
 from cd4ml.problems.favorita.batches import (
     ItemTable, Rejected, filter_batch, join_batch, parse_train, process_batch,
 )
+from cd4ml.problems.favorita.compact import CompactSalesFeatures
+from cd4ml.problems.favorita.features import build_catalogue, date_of
 from cd4ml.problems.favorita.process import filter_rows, process_rows
 from cd4ml.problems.favorita.readers import (
-    TrainParts, first_line, header_bytes, join_train, parse_lines, read_range, sha256_of, tail_start,
+    TrainParts, first_line, header_bytes, join_train, parse_lines, read_expected_ids, read_range, sha256_of,
+    tail_start,
 )
 
 MAX_STORE = 9999  # store numbers index dense arrays of store x item cells
@@ -43,6 +48,11 @@ JOINED_SCHEMA = pa.schema([
     ("unit_sales", pa.float64()), ("onpromotion", pa.bool_()), ("family", pa.string()),
     ("class", pa.string()), ("perishable", pa.bool_()), ("dayoff", pa.bool_()),
 ])
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cd4ml.pipeline.scale import Scanned
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class Partitions:
-    """train.csv in partitions, with what the batch stages need to read any one of them."""
+    """train.csv in partitions, with what the batch stages need to read any one of them, and what
+    the scale path asks of its rows (features, weights, requests, expected sales)."""
 
     parts: TrainParts
     items: ItemTable
@@ -70,6 +81,51 @@ class Partitions:
 
     def __len__(self) -> int:
         return len(self.parts.ranges)
+
+    # --- the scale path's view of rows in its compact columns (cd4ml/pipeline/scale.py) -----------
+    def features(self, scanned: "Scanned") -> CompactSalesFeatures:
+        """The model's features step, its encodings learned from the totals of every training row."""
+        items = self.items
+        n_items = len(items.numbers)
+        sums, counts = scanned.cell_totals()
+        cells = np.union1d(np.flatnonzero(counts), scanned.valid["cell"])
+        positions = np.unique(cells % n_items) if n_items else np.zeros(0, dtype=np.int64)
+        catalogue = build_catalogue(
+            ({"item_nbr": int(items.numbers[k]), "family": items.family[k], "class": items.klass[k],
+              "perishable": bool(items.perishable[k])} for k in positions),
+            schema.WORKSHOP_PRODUCTS,
+        )
+        features = CompactSalesFeatures(
+            catalogue=catalogue,
+            calendar=tuple(sorted(d.isoformat() for d in self.calendar)),
+            period=(date_of(scanned.first_day).isoformat(), date_of(scanned.last_day).isoformat()),
+            item_nbr=items.numbers,
+            family=items.family,
+            perishable=items.perishable,
+        )
+        return features.fit_totals(sums, counts)
+
+    def weights(self, frame: dict) -> np.ndarray:
+        """The metric weights (perishable) of rows in the scale path's columns."""
+        return self.items.perishable[frame["cell"] % len(self.items.numbers)]
+
+    def requests(self, frame: dict) -> pd.DataFrame:
+        """Rows in the scale path's columns as forecast requests (the model's input)."""
+        return self.request_table(frame).to_pandas()
+
+    def request_table(self, frame: dict) -> pa.Table:
+        """The same requests as an Arrow table (dates as ISO text), for millions of rows."""
+        store, position = self.store_and_position(frame["cell"].astype(np.int64))
+        return pa.table({
+            "date": pa.array(frame["day"], pa.int32()).cast(pa.date32()).cast(pa.string()),
+            "item_nbr": pa.array(self.items.numbers[position], pa.int64()),
+            "store_nbr": pa.array(store, pa.int64()),
+            "onpromotion": pa.array(frame["promo"], pa.bool_()),
+        })
+
+    def expected(self, ids: np.ndarray) -> np.ndarray | None:
+        """The noise-free expected targets of these row ids, read in bounded memory."""
+        return read_expected_ids(self.path.parent / schema.EXPECTED_FILE, ids)
 
     @property
     def path(self) -> Path:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cd4ml.config import DataSettings
 from cd4ml.errors import ConfigError, DataError
@@ -17,11 +16,8 @@ from cd4ml.problems.favorita.batches import ItemTable
 from cd4ml.problems.favorita.compact import CompactSalesFeatures
 from cd4ml.problems.favorita.levels import LevelFeatures
 from cd4ml.problems.favorita.partitions import Partitions
-from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue, date_of, days_of
+from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue, days_of
 from cd4ml.problems.favorita.process import filter_rows, process_rows
-
-if TYPE_CHECKING:
-    from cd4ml.pipeline.scale import Scanned
 
 
 class FavoritaProblem:
@@ -112,50 +108,6 @@ class FavoritaProblem:
             chosen_stores=data.stores,
             max_bad_rows=data.max_bad_rows,
         )
-
-    def scale_features(self, scanned: "Scanned", partitions: Partitions, source) -> CompactSalesFeatures:
-        """The model's features step, its encodings learned from the totals of every training row."""
-        items = partitions.items
-        n_items = len(items.numbers)
-        sums, counts = scanned.cell_totals()
-        cells = np.union1d(np.flatnonzero(counts), scanned.valid["cell"])
-        positions = np.unique(cells % n_items) if n_items else np.zeros(0, dtype=np.int64)
-        catalogue = build_catalogue(
-            ({"item_nbr": int(items.numbers[k]), "family": items.family[k], "class": items.klass[k],
-              "perishable": bool(items.perishable[k])} for k in positions),
-            schema.WORKSHOP_PRODUCTS,
-        )
-        features = CompactSalesFeatures(
-            catalogue=catalogue,
-            calendar=tuple(sorted(d.isoformat() for d in source.calendar)),
-            period=(date_of(scanned.first_day).isoformat(), date_of(scanned.last_day).isoformat()),
-            item_nbr=items.numbers,
-            family=items.family,
-            perishable=items.perishable,
-        )
-        return features.fit_totals(sums, counts)
-
-    def scale_weights(self, frame: dict, partitions: Partitions) -> np.ndarray:
-        """The metric weights (perishable) of rows in the scale path's columns."""
-        return partitions.items.perishable[frame["cell"] % len(partitions.items.numbers)]
-
-    def scale_requests(self, frame: dict, partitions: Partitions) -> pd.DataFrame:
-        """Rows in the scale path's columns as forecast requests (the model's input)."""
-        return self.scale_request_table(frame, partitions).to_pandas()
-
-    def scale_request_table(self, frame: dict, partitions: Partitions) -> pa.Table:
-        """The same requests as an Arrow table (dates as ISO text), for millions of rows."""
-        store, position = partitions.store_and_position(frame["cell"].astype(np.int64))
-        return pa.table({
-            "date": pa.array(frame["day"], pa.int32()).cast(pa.date32()).cast(pa.string()),
-            "item_nbr": pa.array(partitions.items.numbers[position], pa.int64()),
-            "store_nbr": pa.array(store, pa.int64()),
-            "onpromotion": pa.array(frame["promo"], pa.bool_()),
-        })
-
-    def scale_expected(self, source, ids: np.ndarray) -> np.ndarray | None:
-        """The noise-free expected targets of these row ids, read in bounded memory."""
-        return readers.read_expected_ids(source.path.parent / schema.EXPECTED_FILE, ids)
 
     request_columns = REQUEST_COLUMNS
     # The types a fitted SalesFeatures (or CompactSalesFeatures) holds, for loading the model with
