@@ -227,7 +227,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
-    }, flags=FLAGS, data_dir=getattr(args, "store_dir", None))
+    }, flags=FLAGS)
 
 
 FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--stores", "model.name": "--model",
