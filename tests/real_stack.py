@@ -8,7 +8,6 @@ import io
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until_up
+from benchmarks.processes import free_port, start_mlflow, wait_until_up
+from tests.conftest import ROOT
 
 ADMIN_TOKEN = "reliability-admin-token-0123456789"
 
@@ -36,14 +36,7 @@ class MlflowServer:
         return self.folder / "artifacts"
 
     def start(self) -> "MlflowServer":
-        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-        self.process = subprocess.Popen(
-            [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-             "--artifacts-destination", str(self.artifacts), "--serve-artifacts"],
-            stdout=open(self.folder / "server.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
+        self.process = start_mlflow(self.folder, self.port, open(self.folder / "server.log", "ab"), new_session=True)
         wait_until_up(f"{self.url}/health", self.process)
         return self
 
