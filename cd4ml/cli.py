@@ -479,13 +479,13 @@ def _create_local_store(settings: Settings) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from cd4ml.benchmark import benchmark_pipeline
+    from benchmarks.workshop import benchmark_pipeline
 
     settings = _settings(args)
     if getattr(args, "load", False) or getattr(args, "fluentd_fault", False):
         from dataclasses import replace
 
-        from cd4ml.benchmark import benchmark_fluentd_fault, benchmark_load, workshop_data
+        from benchmarks.workshop import benchmark_fluentd_fault, benchmark_load, workshop_data
 
         seconds = args.seconds if args.seconds is not None else 60 if args.load else 10
         if seconds < 1:
@@ -500,17 +500,17 @@ def _benchmark(args: argparse.Namespace) -> int:
             print(benchmark_fluentd_fault(settings, seconds), flush=True)
         return EXIT_OK
     if getattr(args, "matrix", False):
-        from cd4ml.benchmark import benchmark_matrix
+        from benchmarks.workshop import benchmark_matrix
 
         print(benchmark_matrix(settings, settings.paths.generated("matrix")), flush=True)
         return EXIT_OK
     if getattr(args, "monitor", False):
-        from cd4ml.monitoring.benchmark import benchmark_monitor
+        from benchmarks.monitor import benchmark_monitor
 
         print(benchmark_monitor(settings), flush=True)
         return EXIT_OK
     if args.size == "full":
-        from cd4ml.benchmark_scale import SIZES, benchmark_full
+        from benchmarks.scale import SIZES, benchmark_full
 
         try:
             sizes = SIZES if not args.rows else tuple(
@@ -525,7 +525,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     if not args.skip_server:
         from dataclasses import replace
 
-        from cd4ml.benchmark import benchmark_server, workshop_data
+        from benchmarks.workshop import benchmark_server, workshop_data
 
         source = args.data.resolve() if args.data else workshop_data(settings)
         print("\n" + benchmark_server(replace(settings, data=replace(settings.data, source=source))))

@@ -12,17 +12,15 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-import requests
 
+from benchmarks.processes import free_port, wait_until_up  # noqa: F401 (tests import them from here)
+from benchmarks.processes import mlflow_server as local_mlflow_server
 from cd4ml.problems.favorita.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,27 +53,6 @@ def params_file(folder: Path, changes: dict[str, object] | None = None, name: st
     path = folder / name
     path.write_text(params_text(changes))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
-    """Poll url until it answers 200, or fail with what the process printed."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up within {seconds} s")
 
 
 @contextlib.contextmanager
@@ -123,26 +100,8 @@ def embedded(tmp_path, monkeypatch) -> Path:
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` process on a free localhost port, with its own stores."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    process = subprocess.Popen(
-        [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts"],
-        stdout=open(folder / "server.log", "wb"), stderr=subprocess.STDOUT,
-        # No job runner (a second process importing MLflow, for GenAI jobs we never start): seconds less to start.
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/health", process)
+    with open(folder / "server.log", "wb") as log, local_mlflow_server(folder, log, seconds=90) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

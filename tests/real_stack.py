@@ -8,16 +8,17 @@ import io
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until_up
+from benchmarks.processes import free_port, start_mlflow, wait_until_up
+from tests.conftest import ROOT
 
 ADMIN_TOKEN = "reliability-admin-token-0123456789"
 
@@ -36,14 +37,7 @@ class MlflowServer:
         return self.folder / "artifacts"
 
     def start(self) -> "MlflowServer":
-        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-        self.process = subprocess.Popen(
-            [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-             "--artifacts-destination", str(self.artifacts), "--serve-artifacts"],
-            stdout=open(self.folder / "server.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
+        self.process = start_mlflow(self.folder, self.port, open(self.folder / "server.log", "ab"), new_session=True)
         wait_until_up(f"{self.url}/health", self.process)
         return self
 
@@ -120,14 +114,16 @@ def deliver(env: dict[str, str], data: Path, *params: str, run=cli_here) -> str:
 
 
 class Server:
-    """`run_python_script.py serve` (gunicorn, 2 workers) on a free port; its log in `log`."""
+    """`run_python_script.py serve` (gunicorn, 2 workers unless told) on a free port; its log in `log`."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.env = env
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_python_script.py"), "serve", "--port", str(self.port)],
+            [sys.executable, str(ROOT / "run_python_script.py"), "serve", "--port", str(self.port),
+             "--workers", str(workers)],
             cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -168,6 +164,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def deployed_server(folder: Path, tracking_uri: str, data: Path, workers: int = 2,
+                    **serve_env: str) -> Iterator[Server]:
+    """The product's own path to a model server: pipeline, acceptance and deploy of `data` into the
+    registry at tracking_uri (its own registered model and data folder under `folder`), then
+    `run_python_script.py serve` (gunicorn) following it, with serve_env added; ready, stopped after."""
+    env = cli_env(folder, tracking_uri)
+    deliver(env, data)
+    server = Server({**env, **serve_env}, folder / "server.log", workers)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def production_model(env: dict[str, str]):
+    """The LoadedModel the registry's production alias points at, loaded as `serve` loads it."""
+    from cd4ml.cli import _allowed_types
+    from cd4ml.config import load_settings
+    from cd4ml.serving.registry_source import production_fetcher
+
+    settings = load_settings(environ=env)
+    return production_fetcher(settings.tracking, _allowed_types(settings))(None)
 
 
 def every_worker(url: str, path: str, condition, seconds: float = 30, streak: int = 10):

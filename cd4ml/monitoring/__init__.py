@@ -7,5 +7,4 @@
     report         alerts and the printed report (pure)
     feedback       arrived actuals appended to the training data, safely
     run            the `monitor` command's wiring: gather, judge, log to MLflow, write latest.json
-    benchmark      `monitor` over a million events: time and memory
 """

@@ -103,13 +103,14 @@ def test_deploying_a_rejected_run_says_revert_or_improve_not_run_the_gate(embedd
     assert "git revert" in err and "Improve the model" in err and "run_python_script.py acceptance" not in err
 
 
-def test_version_counts_the_events_of_every_worker_not_the_one_that_answers(tmp_path, tiny_data):
+def test_version_counts_the_events_of_every_worker_not_the_one_that_answers(tmp_path, tiny_data, mlflow_server):
     import requests
 
-    from tests.serving_helpers import MILK, model_a, start_server, stop_server, wait_for
+    from tests.real_stack import deployed_server
+    from tests.serving_helpers import MILK, wait_for
 
-    process, url, _ = start_server(tmp_path, {"1": model_a(tiny_data)}, workers=2)
-    try:
+    with deployed_server(tmp_path, mlflow_server, tiny_data, workers=2) as server:
+        url = server.url
         asked = 20
         for _ in range(asked):
             assert requests.get(f"{url}/prediction", params=MILK, timeout=10).status_code == 200
@@ -121,8 +122,6 @@ def test_version_counts_the_events_of_every_worker_not_the_one_that_answers(tmp_
         wait_for(every_answer_counts_all, seconds=30, what="/version counting both workers' events")
         events = requests.get(f"{url}/version", timeout=10).json()["events"]
         assert events["dropped"] == 0 and events["this_worker"]["sent"] <= asked
-    finally:
-        stop_server(process)
 
 
 def test_quickstart_keeps_its_own_store_so_the_exercises_start_at_version_1(embedded, capsys, tiny_data, monkeypatch):

@@ -18,34 +18,33 @@ from werkzeug.serving import make_server
 from cd4ml.events import JsonlSink
 from cd4ml.serving.app import create_app
 from cd4ml.serving.model_store import ModelStore
-from tests.conftest import free_port
-from tests.serving_helpers import (
-    ADMIN_TOKEN, cycling_fetch, loaded, model_a, model_b, serving_settings, start_server, stop_server,
-)
+from tests.conftest import free_port, params_file
+from tests.real_stack import ADMIN_TOKEN, Server, cli_env, deliver, production_model
+from tests.serving_helpers import cycling_fetch, loaded, model_a, model_b, serving_settings
 
 ITEMS = (99197, 105574, 1963838, 180891)
 DATES = ("2016-08-01", "2016-12-24", "2017-01-02")
 CLIENTS = 8
 
 
-def inputs() -> list[dict]:
+def inputs(items: tuple[int, ...] = ITEMS) -> list[dict]:
     return [{"date": d, "item_nbr": i, "store_nbr": s, "onpromotion": p}
-            for d, i, s, p in itertools.product(DATES, ITEMS, (44, 47), (False, True))]
+            for d, i, s, p in itertools.product(DATES, items, (44, 47), (False, True))]
 
 
-def expected_forecasts(models: dict[str, object]) -> dict[tuple, float]:
+def expected_forecasts(models: dict[str, object], items: tuple[int, ...] = ITEMS) -> dict[tuple, float]:
     """(version, date, item, store, promo) -> what that version's model predicts, asked directly."""
     found = {}
     for version, model in models.items():
-        rows = inputs()
+        rows = inputs(items)
         for row, value in zip(rows, model.predict(rows)):
             found[(version, row["date"], row["item_nbr"], row["store_nbr"], row["onpromotion"])] = float(value)
     return found
 
 
-def hammer(url: str, requests_per_client: int) -> tuple[list[dict], list[str]]:
+def hammer(url: str, requests_per_client: int, items: tuple[int, ...] = ITEMS) -> tuple[list[dict], list[str]]:
     """CLIENTS threads, each with its own connection, asking for all inputs round-robin."""
-    rows = inputs()
+    rows = inputs(items)
 
     def client(n: int) -> tuple[list[dict], list[str]]:
         answers, failures = [], []
@@ -70,12 +69,13 @@ def hammer(url: str, requests_per_client: int) -> tuple[list[dict], list[str]]:
     return [a for r in results for a in r[0]], [f for r in results for f in r[1]]
 
 
-def check_no_mixing(answers: list[dict], expected: dict[tuple, float]) -> set[str]:
+def check_no_mixing(answers: list[dict], expected: dict[tuple, float], runs: dict[str, str] | None = None) -> set[str]:
+    """Every answer is exactly its version's forecast and names its version's run (run-N unless `runs` says)."""
     versions = set()
     for answer in answers:
         key = (answer["model_version"], answer["date"], answer["item_nbr"], answer["store_nbr"], answer["onpromotion"])
         assert answer["prediction"] == expected[key], f"version {key[0]} did not make this forecast: {answer}"
-        assert answer["run_id"] == f"run-{answer['model_version']}"
+        assert answer["run_id"] == (runs or {}).get(answer["model_version"], f"run-{answer['model_version']}")
         versions.add(answer["model_version"])
     return versions
 
@@ -117,19 +117,58 @@ def test_threads_in_one_process_never_see_a_half_swapped_model(models, tmp_path)
         (a["model_version"], a["prediction"]) for a in answers)
 
 
-def test_gunicorn_workers_swap_under_load_and_flush_their_events_on_exit(models, tmp_path):
-    """The real server: two gunicorn workers, each polling a registry that moves every 20 ms."""
-    process, url, log = start_server(tmp_path, models, "--cycle", "--poll", "0.02", "--admin-token", ADMIN_TOKEN)
+def test_gunicorn_workers_swap_under_load_and_flush_their_events_on_exit(mlflow_server, tiny_data, tmp_path):
+    """The real server (`run_python_script.py serve`, two gunicorn workers polling every 0.5 s) while the
+    production alias moves between two versions the pipeline delivered (50 and 100 trees) every 0.3 s."""
+    from mlflow import MlflowClient
+
+    from cd4ml import registry
+
+    env = cli_env(tmp_path, mlflow_server)
+    served = {}
+    for trees in (50, 100):
+        deliver(env, tiny_data, "--params", str(params_file(tmp_path, {"model.gradient_boosting.max_iter": trees},
+                                                            f"params-{trees}.toml")))
+        found = production_model(env)
+        served[found.version] = found
+    assert sorted(served) == ["1", "2"]
+    items = tuple(sorted(served["1"].catalogue))  # the products of the handed-out params
+    expected = expected_forecasts({version: found.model for version, found in served.items()}, items)
+    runs = {version: found.run_id for version, found in served.items()}
+    client, name = MlflowClient(mlflow_server), env["CD4ML_TRACKING_REGISTERED_MODEL"]
+    server, stop = Server(env, tmp_path / "server.log"), threading.Event()
+
+    def move_the_alias() -> None:  # what `rollback --to N` does
+        version = "2"
+        while not stop.wait(0.3):
+            version = "1" if version == "2" else "2"
+            registry.rollback(client, name, to=version)
+
+    answers, failures = [], []
     try:
-        answers, failures = hammer(url, 60)
-        reload = requests.post(f"{url}/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
-        assert reload.status_code == 200 and reload.json()["swapped"] is True
+        server.wait_ready()
+        mover = threading.Thread(target=move_the_alias, daemon=True)
+        mover.start()
+        try:
+            for _ in range(30):  # rounds of load until both versions have answered
+                got, failed = hammer(server.url, 30, items)
+                answers, failures = answers + got, failures + failed
+                if len({a["model_version"] for a in answers}) == 2:
+                    break
+        finally:
+            stop.set()
+            mover.join(timeout=30)
+        other = "1" if registry.production(client, name).number == "2" else "2"
+        registry.rollback(client, name, to=other)
+        reload = requests.post(f"{server.url}/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        assert reload.status_code == 200 and reload.json()["version"] == other, reload.text
     finally:
-        code = stop_server(process)
-    assert failures == [], log.read_text()[-2000:]
-    versions = check_no_mixing(answers, expected_forecasts(models))
-    assert len(versions) >= 2, versions
-    assert code == 0, log.read_text()[-2000:]
+        server.stop()
+    log = server.log.read_text()[-2000:]
+    assert failures == [], log
+    versions = check_no_mixing(answers, expected, runs)
+    assert versions == {"1", "2"}, versions
+    assert server.process.returncode == 0, log
     # Both workers flushed their events to the shared file when gunicorn stopped them.
     lines = (tmp_path / "data" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == len(answers)

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from cd4ml.benchmark import with_trees
+from benchmarks.workshop import with_trees
 from tests.conftest import ROOT, served
 
 

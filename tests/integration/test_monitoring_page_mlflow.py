@@ -25,7 +25,8 @@ from cd4ml.serving.model_store import ModelStore
 from cd4ml.serving.registry_source import production_fetcher
 from cd4ml.serving.reports import mlflow_report_cache
 from tests.conftest import free_port
-from tests.serving_helpers import model_a, start_server, stop_server, wait_for
+from tests.real_stack import deployed_server
+from tests.serving_helpers import wait_for
 
 FIRST_DAY = datetime(2026, 11, 16, tzinfo=timezone.utc).timestamp()
 
@@ -163,15 +164,12 @@ def test_gunicorn_with_fluentd_shows_the_mlflow_report(experiment, remote, tiny_
                                    order_by=["attributes.start_time DESC"], max_results=1)
     report = json.loads(Path(client.download_artifacts(latest.info.run_id, "monitoring/report.json",
                                                        str(tmp_path))).read_text())
-    process, url, log = start_server(
-        tmp_path, {"1": model_a(tiny_data)}, "--env", "FLUENTD_HOST=127.0.0.1", "--env", f"FLUENTD_PORT={free_port()}",
-        "--env", f"MLFLOW_TRACKING_URI={remote}", "--env", f"CD4ML_MONITORING_EXPERIMENT={experiment}", workers=1)
-    try:
+    with deployed_server(tmp_path, remote, tiny_data, workers=1, FLUENTD_HOST="127.0.0.1", FLUENTD_PORT=str(free_port()),
+                         CD4ML_MONITORING_EXPERIMENT=experiment) as server:
+        url = server.url
         forecast = requests.get(f"{url}/prediction?date=2016-08-01&item_nbr=99197&store_nbr=47", timeout=10)
         assert forecast.status_code == 200  # fluentd is down: the event is dropped, the forecast is not
         html = wait_for(lambda: (lambda text: report["mlflow_run_id"] in text and text)(
             requests.get(f"{url}/monitoring", timeout=10).text), seconds=60, what="the report from MLflow on the page")
         assert f"({report['events']['events']} events" in html and "sends its prediction events to fluentd" in html
         assert not (tmp_path / "data" / "predictions.jsonl").exists()
-    finally:
-        stop_server(process)

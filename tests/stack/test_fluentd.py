@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.stack.files import FLUENT_TAG, ROOT, read
+from tests.stack.files import FLUENT_TAG, read
 from tests.stack.pins import gem_pins
 
 
@@ -184,13 +184,6 @@ def test_prediction_events_are_routed_by_model_glob_and_copied(conf):
     assert [m.arg for m in matches] == ["model.**"]
     assert matches[0].params["@type"] == "copy"
     assert sorted(s.params["@type"] for s in matches[0].all("store")) == ["elasticsearch", "stdout"]
-
-
-def test_the_model_server_sends_the_tag_fluentd_routes():
-    events = ROOT / "cd4ml" / "events.py"
-    if not events.exists():
-        pytest.skip("cd4ml/events.py is not there yet")
-    assert f'FLUENT_TAG = "{FLUENT_TAG}"' in events.read_text(encoding="utf-8")
 
 
 def test_elasticsearch_store_writes_daily_model_indices(elasticsearch_store):

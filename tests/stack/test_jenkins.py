@@ -181,6 +181,14 @@ def test_github_workflow_runs_the_same_stages_and_commands(stages):
     assert named == [(name, scripts[0]) for name, scripts in stages]
 
 
+def test_github_workflow_runs_the_workshop_story_end_to_end():
+    """The most important end-to-end test runs in CI (it fails, never skips, without .venv)."""
+    workflow = load_yaml(".github/workflows/cd4ml.yml")
+    (job,) = workflow["jobs"].values()
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert ".venv/bin/python -m pytest -q tests/integration/test_workshop_story.py" in runs
+
+
 def test_github_workflow_pins_actions_to_major_versions_and_python_3_11():
     workflow = load_yaml(".github/workflows/cd4ml.yml")
     (job,) = workflow["jobs"].values()

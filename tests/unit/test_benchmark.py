@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from cd4ml.benchmark import with_trees
+from benchmarks.workshop import with_trees
 from cd4ml.errors import ConfigError
 from tests.conftest import ROOT
 

@@ -122,3 +122,10 @@ def test_count_packets_counts_forward_protocol_messages(count):
 
     data = b"".join(msgpack.packb(["model.prediction", 0, {"n": i}]) for i in range(count))
     assert count_packets(data) == count
+
+
+def test_the_model_server_sends_the_tag_fluentd_routes():
+    """tests/stack/test_fluentd.py checks that fluent.conf routes FLUENT_TAG (there without our runtime deps)."""
+    from tests.stack.files import FLUENT_TAG
+
+    assert cd4ml.events.FLUENT_TAG == FLUENT_TAG

@@ -97,10 +97,10 @@ def benchmark_monitor(settings: Settings, events: int = 1_000_000) -> str:
 
 
 def _in_fresh_process(path: Path) -> dict:
-    code = ("import json, sys; from cd4ml.monitoring.benchmark import measure_pass; "
+    code = ("import json, sys; from benchmarks.monitor import measure_pass; "
             "print(json.dumps(measure_pass(sys.argv[1])))")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[2], timeout=600)
+                          cwd=Path(__file__).resolve().parents[1], timeout=600)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -112,7 +112,7 @@ def _targets(results: dict, sizes: tuple[int | None, ...]) -> list[str]:
 
 def _stage(settings: Settings, stage: str, folder: Path, size: int | None, extra: list[str] | None = None) -> dict:
     """Run one stage in a fresh process; its JSON result."""
-    command = [sys.executable, "-m", "cd4ml.benchmark_scale", stage, str(folder), str(size or 0),
+    command = [sys.executable, "-m", "benchmarks.scale", stage, str(folder), str(size or 0),
                str(settings.params_file), *(extra or [])]
     env = {**os.environ, "PYTHONPATH": str(settings.paths.root)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600, cwd=settings.paths.root)
@@ -122,7 +122,7 @@ def _stage(settings: Settings, stage: str, folder: Path, size: int | None, extra
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --- the stages, each run as `python -m cd4ml.benchmark_scale STAGE FOLDER ROWS PARAMS` ----------
+# --- the stages, each run as `python -m benchmarks.scale STAGE FOLDER ROWS PARAMS` ----------
 
 def _settings_for(folder: Path, size: int | None, params: Path, **scale_changes: Any) -> Settings:
     from cd4ml.config import load_settings

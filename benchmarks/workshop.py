@@ -16,8 +16,11 @@ import time
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
+from string import Template
 from typing import Iterator
 
+from benchmarks.processes import free_port, mlflow_server, wait_until_up
+from benchmarks.stalling_fluentd import StallingFluentd
 from cd4ml.config import Settings
 from cd4ml.problems import get_problem
 from cd4ml.problems.favorita import schema
@@ -170,16 +173,21 @@ def _deploy_versions(cli: list[str], env: dict, params_file: Path, scratch: str,
             subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
 
 
-WRK_SCRIPT = """
-math.randomseed(42)
-local items = {%(items)s}
-local first = %(first)d
-local days = %(days)d
-request = function()
-  local day = os.date("!%%Y-%%m-%%d", first + math.random(0, days - 1) * 86400)
-  return wrk.format("GET", "/prediction?date=" .. day .. "&item_nbr=" .. items[math.random(1, #items)])
-end
-"""
+LUA = Path(__file__).resolve().parent / "lua"
+
+
+def _lua(scratch: Path, name: str, values: dict, then: str | None = None) -> Path:
+    """lua/NAME with its ${placeholders} filled in (and lua/THEN appended), written to scratch for wrk."""
+    text = Template((LUA / name).read_text()).substitute(values) + ((LUA / then).read_text() if then else "")
+    script = scratch / name
+    script.write_text(text)
+    return script
+
+
+def _random_script(settings: Settings, scratch: Path, then: str | None = None) -> Path:
+    """random.lua over the configured products and 2016-01-01 .. 2017-12-31."""
+    items = ", ".join(map(str, sorted(settings.data.items or [99197])))
+    return _lua(scratch, "random.lua", {"items": items, "first": 1451606400, "days": 731}, then)
 
 
 def benchmark_server(settings: Settings, seconds: int = 10) -> str:
@@ -191,7 +199,7 @@ def benchmark_server(settings: Settings, seconds: int = 10) -> str:
     if shutil.which("wrk") is None:
         return "server benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-bench-") as scratch:
-        with _mlflow_server(scratch) as tracking_uri:
+        with mlflow_server(Path(scratch)) as tracking_uri:
             return _serve_and_measure(settings, seconds, scratch, tracking_uri)
 
 
@@ -202,17 +210,15 @@ def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_
                 "CD4ML_DATA_SOURCE": str(settings.data.source)})
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
     _deploy_versions(cli[:-2], env, settings.params_file, scratch)  # something to roll back to
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server)
+        wait_until_up(f"{url}/health", server, 120)
         lines = [f"model server (gunicorn, {settings.serving.workers} workers, prediction events to a JSONL file, "
                  f"registry on a local `mlflow server`), /prediction with random dates and products, {seconds} s each"]
-        script = Path(scratch) / "random.lua"
-        script.write_text(WRK_SCRIPT % {"items": ", ".join(map(str, sorted(settings.data.items or [99197]))),
-                                        "first": 1451606400, "days": 731})  # 2016-01-01 .. 2017-12-31
+        script = _random_script(settings, Path(scratch))
         for label, threads, connections in (("1 client ", 1, 1), ("8 clients", 2, 8)):
             lines.append(f"  {label}  " + _wrk(url, script, threads, connections, seconds))
         lines.append("  " + _rollback(cli, env, url))
@@ -268,125 +274,6 @@ def _find(pattern: str, text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-@contextlib.contextmanager
-def _mlflow_server(scratch: str) -> Iterator[str]:
-    """A local `mlflow server` on a free port, its store and artifacts in scratch; yields its URI."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{scratch}/mlflow.db",
-         "--artifacts-destination", f"{scratch}/artifacts", "--serve-artifacts"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        _wait_ready(uri, server)
-        yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
-    """Until url/health answers 200."""
-    import requests
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready")
-
-
-LOAD_SCRIPT = """
--- /prediction over a fixed set of questions; each answer is checked against the forecasts every
--- registered version gave to the same question: a version that is not one of them, or a forecast
--- that is not that version's, is a mixed-version answer.
-local questions = {%(questions)s}
-local expected = {%(expected)s}
-local threads = {}
-
-setup = function(thread)
-  table.insert(threads, thread)
-end
-
-init = function(args)
-  checked, mixed, unknown, malformed, failed, by_version = 0, 0, 0, 0, 0, {}
-  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%%x+)") or "0", 16) %% 100000)
-end
-
-request = function()
-  local q = questions[math.random(1, #questions)]
-  return wrk.format("GET", "/prediction?date=" .. q[1] .. "&item_nbr=" .. q[2])
-end
-
-response = function(status, headers, body)
-  if status ~= 200 then
-    failed = failed + 1
-    return
-  end
-  local version = body:match('"model_version":%%s*"([^"]*)"')
-  local value = tonumber(body:match('"prediction":%%s*([-%%d.eE+]+)') or "")
-  local day = body:match('"date":%%s*"([^"]*)"')
-  local item = body:match('"item_nbr":%%s*(%%d+)')
-  if not (version and value and day and item) then
-    malformed = malformed + 1
-    return
-  end
-  checked = checked + 1
-  by_version[version] = (by_version[version] or 0) + 1
-  local forecasts = expected[version]
-  if forecasts == nil then
-    unknown = unknown + 1
-    return
-  end
-  local want = forecasts[day .. "/" .. item]
-  if want == nil or math.abs(want - value) > 1e-9 * math.max(1, math.abs(want)) then
-    mixed = mixed + 1
-  end
-end
-
-done = function(summary, latency, requests)
-  local totals = {checked = 0, mixed = 0, unknown = 0, malformed = 0, failed = 0}
-  local versions = {}
-  for _, thread in ipairs(threads) do
-    for name, _ in pairs(totals) do
-      totals[name] = totals[name] + (thread:get(name) or 0)
-    end
-    for version, count in pairs(thread:get("by_version") or {}) do
-      versions[version] = (versions[version] or 0) + count
-    end
-  end
-  local shares = {}
-  for version, count in pairs(versions) do
-    table.insert(shares, "v" .. version .. "=" .. count)
-  end
-  table.sort(shares)
-  local e = summary.errors
-  io.write(string.format(
-    "CD4ML requests=%%d seconds=%%.3f p50_us=%%d p99_us=%%d p999_us=%%d max_us=%%d checked=%%d mixed=%%d unknown=%%d " ..
-    "malformed=%%d non200=%%d connect=%%d read=%%d write=%%d timeout=%%d versions=%%s\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), latency.max, totals.checked, totals.mixed, totals.unknown, totals.malformed,
-    totals.failed, e.connect, e.read, e.write, e.timeout, table.concat(shares, ",")))
-end
-"""
-
-
 def benchmark_load(settings: Settings, seconds: int = 60, move_every: float = 5.0, connections: int = 8) -> str:
     """`benchmark --load`: the real gunicorn server driven by wrk (a second process) for `seconds`,
     while the production alias moves between two registered versions every `move_every` seconds.
@@ -400,7 +287,7 @@ def benchmark_load(settings: Settings, seconds: int = 60, move_every: float = 5.
     if shutil.which("wrk") is None:
         return "load benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-load-") as scratch:
-        with _mlflow_server(scratch) as tracking_uri:
+        with mlflow_server(Path(scratch)) as tracking_uri:
             return _load(settings, seconds, move_every, connections, scratch, tracking_uri)
 
 
@@ -419,12 +306,12 @@ def _load(settings: Settings, seconds: int, move_every: float, connections: int,
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py")]
     _deploy_versions(cli, env, settings.params_file, scratch)  # two versions that forecast differently
     client, name = MlflowClient(tracking_uri), settings.tracking.registered_model
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([*cli, "--params", str(settings.params_file), "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_ready(url, server)
+        wait_until_up(f"{url}/health", server, 120)
         items = sorted(settings.data.items or [99197])
         days = [f"2017-01-{d:02d}" for d in range(1, 29)]
         questions = [(day, item) for day in days for item in items]
@@ -438,8 +325,7 @@ def _load(settings: Settings, seconds: int, move_every: float, connections: int,
                 for day, item in questions
             }
         differ = sum(expected["1"][k] != expected["2"][k] for k in expected["1"])
-        script = Path(scratch) / "load.lua"
-        script.write_text(LOAD_SCRIPT % {
+        script = _lua(Path(scratch), "load.lua", {
             "questions": ", ".join(f'{{"{d}", {i}}}' for d, i in questions),
             "expected": ", ".join(
                 f'["{v}"] = {{' + ", ".join(f'["{k}"] = {f!r}' for k, f in forecasts.items()) + "}"
@@ -499,43 +385,6 @@ def _until_served(url: str, version: str, seconds: float = 60) -> None:
         raise RuntimeError(f"the server did not move to version {version} within {seconds} s")
 
 
-FAULT_DONE = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("CD4ML requests=%d seconds=%.3f p50_us=%d p99_us=%d p999_us=%d non2xx=%d socket=%d\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), e.status, e.connect + e.read + e.write + e.timeout))
-end
-"""
-
-
-class _StallingListener:
-    """A stand-in for a stalled fluentd: accepts every connection and never reads from it."""
-
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(64)
-        self.port = self._server.getsockname()[1]
-        self.accepted: list = []
-        threading.Thread(target=self._accept, name="stalling-fluentd", daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.accepted.append(self._server.accept()[0])
-            except OSError:  # closed
-                return
-
-    def close(self) -> None:
-        for conn in [self._server, *self.accepted]:
-            conn.close()
-
-
 def benchmark_fluentd_fault(settings: Settings, seconds: int = 10, connections: int = 8, warm_up: int = 3) -> str:
     """`benchmark --fluentd-fault`: wrk against the real gunicorn server with its prediction events
     going to the JSONL file (normal), to a fluentd port where nothing listens (unreachable), and to
@@ -551,7 +400,7 @@ def benchmark_fluentd_fault(settings: Settings, seconds: int = 10, connections: 
     if shutil.which("wrk") is None:
         return "fluentd fault benchmark skipped: wrk is not installed (apt-get install wrk)"
     with tempfile.TemporaryDirectory(prefix="cd4ml-fluentd-") as scratch:
-        with _mlflow_server(scratch) as tracking_uri:
+        with mlflow_server(Path(scratch)) as tracking_uri:
             return _fluentd_fault(settings, seconds, connections, warm_up, Path(scratch), tracking_uri)
 
 
@@ -564,11 +413,9 @@ def _fluentd_fault(settings: Settings, seconds: int, connections: int, warm_up: 
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
     for command in ("pipeline", "acceptance", "deploy"):
         subprocess.run([*cli, command], env=env, check=True, capture_output=True, timeout=600)
-    script = scratch / "random.lua"
-    script.write_text(WRK_SCRIPT % {"items": ", ".join(map(str, sorted(settings.data.items or [99197]))),
-                                    "first": 1451606400, "days": 731} + FAULT_DONE)  # 2016-01-01 .. 2017-12-31
-    stalling = _StallingListener()
-    phases = [("JSONL file (normal)", None), ("fluentd unreachable", _free_port()),
+    script = _random_script(settings, scratch, then="fault_done.lua")
+    stalling = StallingFluentd()
+    phases = [("JSONL file (normal)", None), ("fluentd unreachable", free_port()),
               ("fluentd stalling", stalling.port), ("JSONL file (again)", None)]
     rows = []
     try:
@@ -605,12 +452,12 @@ def _fault_phase(cli: list[str], env: dict, script: Path, log: Path, seconds: in
 
     import requests
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
         server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(url, server)
+        wait_until_up(f"{url}/health", server, 120)
         subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{warm_up}s", "-s", str(script), url],
                        capture_output=True, text=True, timeout=warm_up + 60)
         done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
