@@ -25,7 +25,7 @@ from flask import Blueprint, render_template
 
 from cd4ml.config import ROOT, Paths
 from cd4ml.serving import charts
-from cd4ml.serving.app import services
+from cd4ml.serving.services import services
 
 bp = Blueprint("monitoring", __name__)
 
