@@ -240,7 +240,7 @@ def _generate_data(args: argparse.Namespace) -> int:
 
 
 def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
-    from cd4ml.monitoring.events_source import forecast_days
+    from cd4ml.monitoring.jsonl_events import forecast_days
     from cd4ml.problems.favorita.generate import generate_days
 
     out = (args.out or settings.paths.data_dir / "actuals").resolve()
@@ -554,7 +554,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from cd4ml.errors import EXIT_ALERT
-    from cd4ml.monitoring.events_source import default_window
+    from cd4ml.monitoring.jsonl_events import default_window
     from cd4ml.monitoring.report import text
     from cd4ml.monitoring.run import make_source, monitor
 

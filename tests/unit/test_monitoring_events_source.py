@@ -11,8 +11,8 @@ import pytest
 
 from cd4ml.errors import ConfigError
 from cd4ml.events import prediction_event
-from cd4ml.monitoring import events_source
-from cd4ml.monitoring.events_source import (
+from cd4ml.monitoring import jsonl_events as events_source
+from cd4ml.monitoring.jsonl_events import (
     EventCheck, JsonlEvents, Window, default_window, iso, parse_lines_one_by_one, parse_moment, rows,
 )
 
