@@ -554,7 +554,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from cd4ml.errors import EXIT_ALERT
-    from cd4ml.monitoring.jsonl_events import default_window
+    from cd4ml.monitoring.window import default_window
     from cd4ml.monitoring.report import text
     from cd4ml.monitoring.run import make_source, monitor
 

@@ -45,7 +45,8 @@ def files(sink: Any) -> tuple[Path | None, Path | None]:
 
 @bp.get("/monitoring")
 def page() -> Any:
-    from cd4ml.monitoring.jsonl_events import JsonlEvents, Window
+    from cd4ml.monitoring.jsonl_events import JsonlEvents
+    from cd4ml.monitoring.window import Window
     from cd4ml.monitoring.report import milliseconds
     from cd4ml.monitoring.run import gather, read_latest
 

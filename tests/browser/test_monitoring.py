@@ -19,7 +19,8 @@ import requests
 
 from cd4ml.config import DataSettings, load_settings
 from cd4ml.events import JsonlSink, prediction_event
-from cd4ml.monitoring.jsonl_events import JsonlEvents, Window
+from cd4ml.monitoring.jsonl_events import JsonlEvents
+from cd4ml.monitoring.window import Window
 from cd4ml.monitoring.profile import training_profile
 from cd4ml.monitoring.run import Deployed, build, gather, read_actuals, write_latest
 from cd4ml.problems import get_problem

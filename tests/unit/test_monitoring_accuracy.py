@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 
 from cd4ml.monitoring.accuracy import Actual, LatestForecasts, actuals_by_key, live_accuracy
-from cd4ml.monitoring.jsonl_events import columns
+from cd4ml.monitoring.events_source import columns
 from cd4ml.pipeline.evaluate import evaluate
 
 

@@ -11,7 +11,7 @@ import pytest
 from cd4ml.monitoring.analysis import (
     BOUNDS, EventStats, binned, bucket_middle, grouped, log_bucket, percentile, psi, weekday_counts,
 )
-from cd4ml.monitoring.jsonl_events import columns
+from cd4ml.monitoring.events_source import columns
 
 
 def ev(stamp: str, item: int = 1, version: str = "1", forecast: float = 2.0, latency: float = 1.0,

@@ -8,7 +8,7 @@ import pytest
 
 from cd4ml.config import load_settings
 from cd4ml.monitoring.analysis import EventStats, log_bucket
-from cd4ml.monitoring.jsonl_events import columns
+from cd4ml.monitoring.events_source import columns
 from cd4ml.monitoring.report import bin_labels, drift, judge, milliseconds, text
 
 
