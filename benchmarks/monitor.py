@@ -57,7 +57,8 @@ def write_events(path: Path, n: int, seed: int = 42, malformed_every: int = 100_
 
 def measure_pass(path: str) -> dict:
     """In this (fresh) process: the monitor's pass over the file; seconds and peak RSS."""
-    from cd4ml.monitoring.events_source import JsonlEvents, Window
+    from cd4ml.monitoring.jsonl_events import JsonlEvents
+    from cd4ml.monitoring.window import Window
     from cd4ml.monitoring.run import gather, pass_processes
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -5,7 +5,6 @@ Figures come from real runs on this machine; nothing here is asserted in a test.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -17,7 +16,6 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 from string import Template
-from typing import Iterator
 
 from benchmarks.processes import free_port, mlflow_server, wait_until_up
 from benchmarks.stalling_fluentd import StallingFluentd
@@ -101,7 +99,7 @@ def _whole_pipeline(settings: Settings) -> list[str]:
         f"  wall time         {wall:>12.2f} s",
         f"  peak memory       {peak_mb:>12.0f} MB   (largest process, resident)",
         f"  rows per second   {rows / wall:>12,.0f}   (rows read / wall time)",
-        f"  stage seconds     " + ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items()),
+        "  stage seconds     " + ", ".join(f"{k} {v:.2f}" for k, v in result["seconds"].items()),
         "",
         f"  {'':10}{'model':>10}{'baseline':>10}{'best':>10}",
     ]

@@ -252,7 +252,7 @@ def _generate_data(args: argparse.Namespace) -> int:
 
 def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
     # deferred: numpy and pandas, for this command only
-    from cd4ml.monitoring.events_source import forecast_days
+    from cd4ml.monitoring.jsonl_events import forecast_days
     from cd4ml.problems.favorita.generate import generate_days
 
     out = (args.out or settings.paths.data_dir / "actuals").resolve()
@@ -534,7 +534,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 def _monitor(args: argparse.Namespace) -> int:
     # deferred: the monitoring modules import pandas and the Elasticsearch client (about 1 s)
-    from cd4ml.monitoring.events_source import default_window
+    from cd4ml.monitoring.window import default_window
     from cd4ml.monitoring.report import text
     from cd4ml.monitoring.run import make_source, monitor
 

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "data": {
         "source": "workshop/store47-2016.csv",
-        "items": "all",
+        "items": [99197, 105574, 1963838],  # the workshop's Milk, Cheese and Soap
         "stores": "all",
         "max_bad_rows": 0,
     },

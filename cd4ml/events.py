@@ -19,7 +19,7 @@ Schema, version 1 (monitoring reads these; the Elasticsearch index template maps
     latency_ms      float     milliseconds this server's worker spent on the request: from the
                               parsed HTTP request reaching the app to the response ready
                               (routing, input checks, the forecast, the JSON or page); not the
-                              network, nor the wait for a free worker (cd4ml.serving.api.record)
+                              network, nor the wait for a free worker (cd4ml.serving.forecast.record)
 
 fluentd receives them with the tag "model.prediction". Sending never fails or slows a forecast:
 both sinks hand the event to a bounded queue drained by a background thread, and count what

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cd4ml.config import DataSettings, load_settings
-from cd4ml.monitoring.events_source import JsonlEvents, Window
+from cd4ml.monitoring.jsonl_events import JsonlEvents
+from cd4ml.monitoring.window import Window
 from cd4ml.monitoring.profile import training_profile
 from cd4ml.monitoring.run import Deployed, build, gather, read_actuals, write_latest
 from cd4ml.problems import get_problem

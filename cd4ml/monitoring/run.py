@@ -28,10 +28,13 @@ from cd4ml.errors import Cd4mlError, ConfigError, DataError, ServiceUnreachable
 from cd4ml.monitoring import report as reports
 from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy, merge_latest
 from cd4ml.monitoring.analysis import EventStats
-from cd4ml.monitoring.events_source import (
-    MIN_PART_BYTES, ElasticsearchEvents, EventSource, JsonlEvents, Window, elasticsearch_client, index_documents, iso,
-)
+from cd4ml.monitoring.elasticsearch_client import elasticsearch_client
+from cd4ml.monitoring.elasticsearch_events import ElasticsearchEvents
+from cd4ml.monitoring.elasticsearch_index import index_documents
+from cd4ml.monitoring.events_source import EventSource
+from cd4ml.monitoring.jsonl_events import MIN_PART_BYTES, JsonlEvents
 from cd4ml.monitoring.profile import read_profile
+from cd4ml.monitoring.window import Window, iso
 from cd4ml.progress import Reporter
 
 SOURCES = ("jsonl", "elasticsearch")

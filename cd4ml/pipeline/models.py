@@ -39,7 +39,8 @@ MODELS: dict[str, ModelSpec] = {
     # rows or more and small steps, because the workshop trains on about 900 noisy rows; the scale
     # path, on millions of rows, keeps sklearn's trees (docs/model.md).
     "gradient_boosting": ModelSpec(
-        HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1}, True, (_HIST_TREE,),
+        HistGradientBoostingRegressor, {"loss": "poisson", "max_iter": 50, "learning_rate": 0.1, "early_stopping": False},
+        True, (_HIST_TREE,),
         relative=True, row_defaults={"learning_rate": 0.05, "max_depth": 2, "min_samples_leaf": 20},
     ),
     "random_forest": ModelSpec(RandomForestRegressor, {"n_estimators": 50, "min_samples_leaf": 2}, False, (_TREE,)),

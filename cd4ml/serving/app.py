@@ -1,4 +1,4 @@
-"""The model server's application factory: services registered on the app, two blueprints.
+"""The model server's application factory: services registered on the app, three blueprints.
 
     app = create_app(settings.serving, store, sink)
 
@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import cd4ml
 from cd4ml.config import ServingSettings
 from cd4ml.events import EventSink
+from cd4ml.serving import api, monitoring, web
 from cd4ml.serving.model_store import ModelStore
+from cd4ml.serving.services import STARTED, Services
 
 MAX_BODY_BYTES = 16 * 1024  # no endpoint takes a body worth more: no model files, no pickles
-
-# How to get a first model into production; shown by /prediction, /health and the page.
-DEPLOY_COMMANDS = (
-    "python3 run_python_script.py pipeline && python3 run_python_script.py acceptance"
-    " && python3 run_python_script.py deploy"
-)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -40,43 +35,11 @@ SECURITY_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class Services:
-    """What the blueprints use, registered on the app as app.extensions["cd4ml"]."""
-
-    store: ModelStore
-    sink: EventSink
-    admin_token: str | None
-    reports: Any = None  # a serving.reports.ReportCache when the events go to fluentd (no local log)
-    counts: Any = None  # a serving.worker_counts.WorkerCounts: the event counts of every worker of the server
-
-
-def services() -> Services:
-    """The services of the app handling this request."""
-    return current_app.extensions["cd4ml"]
-
-
-def no_model_message(store: ModelStore) -> str:
-    """Why there is nothing to answer with, and how to deploy a model."""
-    why = f" The last registry check failed: {_sentence(store.last_error)}" if store.last_error else ""
-    return (
-        f"No model is deployed yet.{why} Deploy one with: {DEPLOY_COMMANDS} "
-        "(this server picks it up by itself within its poll interval)."
-    )
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, reports: Any = None,
                counts: Any = None) -> Flask:
     """The model server: the forecast page at /, the JSON API beside it. reports: where /monitoring
     finds the latest monitoring report when the sink writes no local log (serving.reports); counts:
     the event counts of all the server's workers, for /version (serving.worker_counts)."""
-    from cd4ml.serving import api, monitoring, web
-
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep the documented field order
@@ -92,9 +55,6 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, rep
     app.register_error_handler(Exception, _unexpected_error)
     app.wsgi_app = _stamped(app.wsgi_app)  # type: ignore[method-assign]
     return app
-
-
-STARTED = "cd4ml.started"  # the WSGI environ key: when this worker handed the request to the app
 
 
 def _stamped(wsgi_app: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 from cd4ml.errors import Cd4mlError
 from cd4ml.events import iso_utc
 from cd4ml.problems.favorita.schema import WORKSHOP_STORE
+from cd4ml.serving.poller import Poller
 
 # Forecasts are deterministic per model, so repeated questions are answered from a small cache
 # that lives and dies with its LoadedModel: a swap starts with an empty cache, no key can leak
@@ -141,8 +142,9 @@ class ModelStore:
         self._logger = logger or logging.getLogger(__name__)
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.poller = Poller("cd4ml-model-poll", self.refresh, poll_seconds,
+                              nudged=self._nudged if nudge_path is not None else None,
+                              check_seconds=NUDGE_CHECK_SECONDS, first=lambda: self.last_check is None)
         self.last_error: str | None = None
         self.last_check: float | None = None
         self.swaps = 0
@@ -186,19 +188,12 @@ class ModelStore:
 
     def start(self) -> None:
         """Start the poll thread: it loads at once unless refresh() ran already, then checks every
-        poll_seconds (never again if 0)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._poll, name="cd4ml-model-poll", daemon=True)
-        self._thread.start()
+        poll_seconds (never again if 0), and within NUDGE_CHECK_SECONDS of a nudge."""
+        self.poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling (waits for a refresh in progress up to `timeout` seconds)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self.poller.stop(timeout)
 
     def nudge(self) -> None:
         """Tell the other workers of this server to refresh now (after POST /reload here): they
@@ -207,19 +202,6 @@ class ModelStore:
             return
         touch_nudge_file(self.nudge_path)
         self._seen_nudge = _mtime(self.nudge_path)
-
-    def _poll(self) -> None:
-        if self.last_check is None:
-            self.refresh()
-        if self.poll_seconds <= 0 and self.nudge_path is None:
-            return  # loaded once; only refresh() from now on
-        step = NUDGE_CHECK_SECONDS if self.nudge_path else self.poll_seconds
-        due = time.monotonic() + self.poll_seconds
-        while not self._stopping.wait(step):
-            nudged = self._nudged()
-            if nudged or (self.poll_seconds > 0 and time.monotonic() >= due):
-                self.refresh()
-                due = time.monotonic() + self.poll_seconds
 
     def _nudged(self) -> bool:
         seen = _mtime(self.nudge_path)

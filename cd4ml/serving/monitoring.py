@@ -25,7 +25,7 @@ from flask import Blueprint, render_template
 
 from cd4ml.config import ROOT, Paths
 from cd4ml.serving import charts
-from cd4ml.serving.app import services
+from cd4ml.serving.services import services
 
 bp = Blueprint("monitoring", __name__)
 
@@ -45,7 +45,8 @@ def files(sink: Any) -> tuple[Path | None, Path | None]:
 
 @bp.get("/monitoring")
 def page() -> Any:
-    from cd4ml.monitoring.events_source import JsonlEvents, Window
+    from cd4ml.monitoring.jsonl_events import JsonlEvents
+    from cd4ml.monitoring.window import Window
     from cd4ml.monitoring.report import milliseconds
     from cd4ml.monitoring.run import gather, read_latest
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cd4ml.config import Settings
 from cd4ml.errors import Cd4mlError
+from cd4ml.serving.poller import Poller
 
 Fetch = Callable[[], "tuple[dict[str, Any], str] | None"]
 
@@ -48,8 +49,7 @@ class ReportCache:
         self._logger = logger or logging.getLogger(__name__)
         self._state = ReportState(where=where)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.poller = Poller("cd4ml-report-refresh", self.refresh, refresh_seconds)
 
     @property
     def state(self) -> ReportState:
@@ -75,24 +75,10 @@ class ReportCache:
 
     def start(self) -> None:
         """Start the thread: it checks at once, then every refresh_seconds."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="cd4ml-report-refresh", daemon=True)
-        self._thread.start()
+        self.poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        self.refresh()
-        if self.refresh_seconds <= 0:
-            return
-        while not self._stopping.wait(self.refresh_seconds):
-            self.refresh()
+        self.poller.stop(timeout)
 
 
 def shown_uri(uri: str) -> str:

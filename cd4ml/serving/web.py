@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from cd4ml.serving.api import EARLIEST, LATEST, BadInput, forecast, parse_forecast_request, record
-from cd4ml.serving.app import DEPLOY_COMMANDS, services
+from cd4ml.serving.forecast import EARLIEST, LATEST, BadInput, forecast, parse_forecast_request, record
+from cd4ml.serving.services import DEPLOY_COMMANDS, services
 
 bp = Blueprint("web", __name__)
 

@@ -36,7 +36,10 @@ import pytest
 from cd4ml.cli import main
 from cd4ml.errors import ConfigError, ServiceUnreachable
 from cd4ml.events import prediction_event
-from cd4ml.monitoring.events_source import ElasticsearchEvents, Window, elasticsearch_client, rows
+from cd4ml.monitoring.elasticsearch_client import elasticsearch_client
+from cd4ml.monitoring.elasticsearch_events import ElasticsearchEvents
+from cd4ml.monitoring.events_source import rows
+from cd4ml.monitoring.window import Window
 from cd4ml.monitoring.report import summary_documents
 from tests.conftest import ROOT, free_port
 

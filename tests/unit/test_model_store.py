@@ -112,7 +112,7 @@ def test_the_poll_thread_makes_the_store_ready_by_itself(v1):
     finally:
         store.stop()
     asked = len(registry.asked)
-    assert store._thread is None
+    assert store.poller.thread is None
     registry.outcome = ServiceUnreachable("would be asked again")
     store.refresh()  # a manual refresh still works after stop
     assert len(registry.asked) == asked + 1
@@ -123,7 +123,7 @@ def test_poll_seconds_zero_loads_once_and_stops(v1):
     store = ModelStore(registry, poll_seconds=0)
     store.start()
     wait_for(lambda: store.current is not None, what="the first load")
-    thread = store._thread
+    thread = store.poller.thread
     thread.join(5)
     assert not thread.is_alive() and registry.asked == [None]
 

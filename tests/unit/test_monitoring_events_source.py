@@ -11,10 +11,10 @@ import pytest
 
 from cd4ml.errors import ConfigError
 from cd4ml.events import prediction_event
-from cd4ml.monitoring import events_source
-from cd4ml.monitoring.events_source import (
-    EventCheck, JsonlEvents, Window, default_window, iso, parse_lines_one_by_one, parse_moment, rows,
-)
+from cd4ml.monitoring import jsonl_events
+from cd4ml.monitoring.events_source import FIELDS, EventCheck, rows
+from cd4ml.monitoring.jsonl_events import JsonlEvents, parse_lines_one_by_one
+from cd4ml.monitoring.window import Window, default_window, iso, parse_moment
 
 UTC = timezone.utc
 WINDOW = Window(datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
@@ -71,7 +71,7 @@ def test_the_jsonl_source_gives_what_the_line_by_line_reference_gives(tmp_path, 
     lines = good[:1500] + ODD_LINES[:10] + good[1500:1990] + ODD_LINES[10:] + good[1990:]
     path = tmp_path / "predictions.jsonl"
     write(path, lines)
-    monkeypatch.setattr(events_source, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(jsonl_events, "CHUNK_BYTES", chunk)
     source = JsonlEvents(path)
     expected, skipped = parse_lines_one_by_one([text.encode() for text in lines], WINDOW)
     assert read_all(source) == expected
@@ -89,7 +89,7 @@ def test_the_fast_layout_path_matches_json_on_every_field(tmp_path):
     good = [event(at=INSIDE + i, item_nbr=1000 + i, prediction=i / 7, latency_ms=1e-5 * i) for i in range(300)]
     path = tmp_path / "p.jsonl"
     write(path, [line(e) for e in good])
-    assert read_all(JsonlEvents(path)) == [{k: e[k] for k in events_source.FIELDS} for e in good]
+    assert read_all(JsonlEvents(path)) == [{k: e[k] for k in FIELDS} for e in good]
 
 
 def test_timestamps_in_other_iso_forms_are_made_canonical(tmp_path):
@@ -118,7 +118,7 @@ def test_the_tail_reads_only_the_end_of_the_log(tmp_path, extra):
 def test_the_check_of_a_whole_batch_agrees_with_the_check_of_each_event():
     check = EventCheck(WINDOW)
     good = [event(at=INSIDE + i) for i in range(5)]
-    assert rows(check.all_good(good)) == [{k: e[k] for k in events_source.FIELDS} for e in good]
+    assert rows(check.all_good(good)) == [{k: e[k] for k in FIELDS} for e in good]
     for bad in (event(prediction=float("inf")), {**event(), "store_nbr": 4.0}, event(at=INSIDE + 30 * 86400)):
         assert check.all_good([*good, bad]) is None
         assert check.problem(bad) is not None

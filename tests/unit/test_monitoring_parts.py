@@ -9,12 +9,14 @@ rounding (the additions happen in another order).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from cd4ml.monitoring.accuracy import Actual
-from cd4ml.monitoring.events_source import JsonlEvents, Window, rows
+from cd4ml.monitoring.events_source import rows
+from cd4ml.monitoring.jsonl_events import JsonlEvents
+from cd4ml.monitoring.window import Window
 from cd4ml.monitoring.run import gather
 from tests.unit.test_monitoring_events_source import ODD_LINES, event
 
