@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from datetime import date
 from typing import Callable, Iterable, Iterator, Mapping
 
 from cd4ml.errors import DataError
+from cd4ml.problems.fields import FALSE as _FALSE, TRUE as _TRUE, flag as _flag, integer as _integer, number as _number, process_numbered, when as _date
 
 Row = dict[str, object]
-
-_TRUE = frozenset({"true", "1", "t", "yes"})
-_FALSE = frozenset({"false", "0", "f", "no", ""})
 
 
 def process_row(raw: Mapping[str, object]) -> Row:
@@ -45,28 +41,8 @@ def process_rows(
     max_bad_rows: int = 0,
     on_bad: Callable[[DataError], None] | None = None,
 ) -> Iterator[Row]:
-    """Type and clean (line, raw row) pairs; one pass. Bad rows (and lines the reader could not
-    read, which come as their DataError) fail the stream, or are skipped and reported through
-    on_bad while there are at most max_bad_rows of them."""
-    bad = 0
-    for line, raw in raws:
-        try:
-            if isinstance(raw, DataError):  # a line the reader could not read counts like a row that does not parse
-                raise raw
-            yield process_row(raw)
-        except DataError as err:
-            located = err.at(source, line)
-            bad += 1
-            if bad > max_bad_rows:
-                if max_bad_rows:
-                    raise DataError(
-                        f"more than {max_bad_rows} bad row(s); the last: {located}",
-                        "Fix the data, or raise [data] max_bad_rows in params.toml.",
-                        path=source,
-                    ) from None
-                raise located from None
-            if on_bad:
-                on_bad(located)
+    """Type and clean (line, raw row) pairs with process_row; one pass (fields.process_numbered)."""
+    return process_numbered(raws, process_row, source, max_bad_rows, on_bad)
 
 
 def filter_rows(
@@ -76,54 +52,3 @@ def filter_rows(
     for row in rows:
         if (items is None or row["item_nbr"] in items) and (stores is None or row["store_nbr"] in stores):
             yield row
-
-
-def _text(raw: Mapping[str, object], column: str) -> str:
-    return str(raw.get(column, "")).strip()
-
-
-def _bad(column: str, value: str, hint: str) -> DataError:
-    return DataError("cannot parse the value", hint, column=column, value=value)
-
-
-def _integer(raw: Mapping[str, object], column: str) -> int:
-    text = _text(raw, column)
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if number.is_integer():
-            return int(number)
-        raise _bad(column, text, f"{column} must be a whole number.") from None
-
-
-def _number(raw: Mapping[str, object], column: str) -> float:
-    text = _text(raw, column)
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise _bad(column, text, f"{column} must be a finite number, e.g. 3 or 1.25.")
-    return number
-
-
-def _date(raw: Mapping[str, object], column: str) -> date:
-    text = _text(raw, column)
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise _bad(column, text, f"{column} must be a real date written YYYY-MM-DD.") from None
-
-
-def _flag(raw: Mapping[str, object], column: str, allow_empty: bool = True) -> bool:
-    text = _text(raw, column)
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE and (allow_empty or lowered):
-        return False
-    raise _bad(column, text, f"{column} must be True/False or 1/0.")
