@@ -1,0 +1,1 @@
+"""The house-prices problem (the workshop's Part 3): synthetic sales, features, baseline."""
