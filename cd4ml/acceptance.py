@@ -17,10 +17,8 @@ from typing import Any
 
 from cd4ml import registry, tracking
 from cd4ml.config import Settings
-from cd4ml.metrics import evaluate
+from cd4ml.metrics import HIGHER_IS_BETTER
 from cd4ml.errors import DataError
-
-HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,9 @@ def judge(settings: Settings, run_id: str, allowed_types: list[str]) -> Verdict:
     if champion is not None and champion.run_id != run_id:
         rows = _validation_rows(client, run_id)
         model = registry.load(client, champion, settings.tracking.registered_model, allowed_types)
-        production_value = _score(model, rows, metric)
+        from cd4ml.problems import get_problem  # deferred: the pure decide() and its tests need no numpy
+
+        production_value = _score(model, rows, metric, get_problem(settings.problem).evaluate)
     baseline_value = run.data.metrics.get(f"baseline_{metric}", math.nan)  # scored on the same rows by the pipeline
     gate = settings.acceptance
     verdict = decide(
@@ -107,6 +107,6 @@ def _validation_rows(client, run_id: str):
     return pd.read_parquet(io.BytesIO(tracking.artifact_bytes(client, run_id, tracking.VALIDATION_ROWS)))
 
 
-def _score(model, rows, metric: str) -> float:
+def _score(model, rows, metric: str, evaluate) -> float:
     predicted = model.predict(rows.drop(columns=["target", "weight"]))
     return evaluate(rows["target"].to_numpy(), predicted, rows["weight"].to_numpy())[metric]

@@ -71,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate-data", parents=[common], help="write deterministic synthetic Favorita data (both layouts)",
                               description="Write synthetic Favorita data in the Kaggle layout and the workshop's single file.",
                               epilog=EXIT_CODES)
-    gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"), help="how much data (default: workshop)")
+    gen.add_argument("--problem", default="favorita", choices=("favorita", "houses"),
+                     help="whose data: Favorita's sales (default) or house sales (data/houses: sales.csv, zipcodes.csv)")
+    gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"),
+                     help="how much data (default: workshop; houses: 2,000, 100,000 or 1,000,000 sales)")
     gen.add_argument("--out", type=Path, default=None, help="folder to write (default: data/<size>)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: seed in params.toml)")
     gen.add_argument("--actuals-for", type=Path, default=None, metavar="EVENTS",
@@ -239,6 +242,8 @@ def _generate_data(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     seed = settings.seed if args.seed is None else args.seed
+    if args.problem == "houses":
+        return _generate_houses(args, settings, seed)
     if args.actuals_for is not None:
         return _generate_actuals(args, settings, seed)
     out = args.out or settings.paths.generated(args.size)
@@ -247,6 +252,18 @@ def _generate_data(args: argparse.Namespace) -> int:
     summary = generate(args.size, out, seed=seed)
     reporter.stage("generate", summary["seconds"], summary["rows"])
     print(f"wrote {summary['rows']:,} sales rows ({summary['workshop_rows']:,} in the workshop file) to {out}")
+    return EXIT_OK
+
+
+def _generate_houses(args: argparse.Namespace, settings: Settings, seed: int) -> int:
+    from cd4ml.problems.houses.generate import generate  # deferred: numpy and pandas, for this command only
+
+    if args.actuals_for is not None:
+        raise ConfigError("--actuals-for is for the favorita problem only.", "Leave it out with --problem houses.")
+    out = args.out or settings.paths.generated("houses" if args.size == "workshop" else f"houses-{args.size}")
+    Reporter().say(f"generating {args.size} houses data (seed {seed}) into {out}")
+    summary = generate(args.size, out, seed=seed)
+    print(f"wrote {summary['rows']:,} house sales in {summary['zipcodes']} zip codes to {out}")
     return EXIT_OK
 
 
@@ -309,10 +326,17 @@ def pipeline(settings: Settings, as_json: bool = False) -> int:
 
 def _print_scores(metrics: dict[str, float]) -> None:
     print(f"{'':10}{'model':>10}{'baseline':>10}{'best':>10}")
-    for name in ("r2", "nwrmsle", "mae"):
+    for name in ("r2", "nwrmsle", "rmse", "mae", "mape"):  # those of the problem's metrics the run has
+        if name not in metrics:
+            continue
         best = metrics.get(f"best_{name}")
-        best_text = f"{best:10.4f}" if best is not None else f"{'-':>10}"
-        print(f"{name:10}{metrics[name]:10.4f}{metrics[f'baseline_{name}']:10.4f}{best_text}")
+        best_text = _score_cell(best) if best is not None else f"{'-':>10}"
+        print(f"{name:10}{_score_cell(metrics[name])}{_score_cell(metrics[f'baseline_{name}'])}{best_text}")
+
+
+def _score_cell(value: float) -> str:
+    """A score in 10 characters: 4 decimals, or whole dollars with separators from 10,000 on."""
+    return f"{value:10.4f}" if abs(value) < 10_000 else f"{value:10,.0f}"
 
 
 def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:

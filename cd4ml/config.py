@@ -30,7 +30,8 @@ DEFAULTS: dict[str, Any] = {
         "stores": "all",
         "max_bad_rows": 0,
     },
-    "split": {"validation_days": 57},
+    "split": {"by": "date", "validation_days": 57, "validation_fraction": 0.2},
+    "features": {"set": "default"},
     "model": {"name": "gradient_boosting"},
     "acceptance": {"metric": "r2", "min_gain": 0.01, "min": 0.25, "max": 1.0, "tolerance": 0.02},
     "tracking": {"experiment": "sales-forecast", "registered_model": "sales-forecast"},
@@ -60,7 +61,30 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-METRICS = ("r2", "nwrmsle", "mae")
+# --- each problem's own defaults (issue 15): what differs from DEFAULTS above ------------------
+# A problem's [data] table replaces DEFAULTS' (its keys are the only ones it takes); its other
+# tables are merged over DEFAULTS'. A params file's `problem = "..."` (or CD4ML_PROBLEM) picks one.
+PROBLEM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "favorita": {"data": DEFAULTS["data"]},
+    "houses": {
+        "data": {"source": "houses/sales.csv", "max_bad_rows": 0},
+        "split": {"by": "date", "validation_days": 90},
+        "model": {  # prices are in dollars and multiplicative: deeper trees, a larger lasso alpha
+            "name": "gradient_boosting",
+            "gradient_boosting": {"loss": "poisson", "max_iter": 100, "learning_rate": 0.1, "max_depth": 4,
+                                  "early_stopping": False},
+            "random_forest": {"n_estimators": 20, "min_samples_leaf": 10, "max_features": 0.3},
+            "lasso": {"alpha": 100.0},
+        },
+        "acceptance": {"metric": "r2", "min_gain": 0.2, "min": 0.5, "max": 1.0, "tolerance": 0.02},
+        "tracking": {"experiment": "house-prices", "registered_model": "house-prices"},
+        "monitoring": {"experiment": "house-prices-monitoring"},
+    },
+}
+PROBLEM_METRICS = {"favorita": ("r2", "nwrmsle", "mae"), "houses": ("r2", "rmse", "mae", "mape")}
+SCALE_PROBLEMS = ("favorita",)  # the problems that can take the scale path (docs/scale.md)
+METRICS = PROBLEM_METRICS["favorita"]
+SPLITS = ("date", "hash")
 
 
 @dataclass(frozen=True)
@@ -120,8 +144,8 @@ class Paths:
 @dataclass(frozen=True)
 class DataSettings:
     source: Path
-    items: frozenset[int] | None  # None: all items
-    stores: frozenset[int] | None  # None: all stores
+    items: frozenset[int] | None  # None: all items (and for problems without items)
+    stores: frozenset[int] | None  # None: all stores (and for problems without stores)
     max_bad_rows: int
 
 
@@ -246,6 +270,9 @@ class Settings:
     params_file: Path
     raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
     commands: Commands = Commands()  # how hints name python and mlflow in the user's shell
+    split_by: str = "date"  # [split] by: "date" (the last validation_days) or "hash" (of the row ids)
+    validation_fraction: float = 0.2  # [split] validation_fraction of the rows, for by = "hash"
+    feature_set: str = "default"  # [features] set: one of the problem's named feature sets
 
 
 def load_settings(
@@ -263,19 +290,33 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
-    merged = copy.deepcopy(DEFAULTS)
     text = _read_params(params_file)
-    _deep_merge(merged, _parse_params(text, params_file))
+    from_file = _parse_params(text, params_file)
     from_env, env_names = _env_overrides(environ)
-    _deep_merge(merged, from_env)
     given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
-    for dotted, value in given.items():
-        _set_dotted(merged, dotted, value)
     flag_names = {dotted: (flags or {}).get(dotted, f"the override {dotted}") for dotted in given}
     origins = Origins(params_file.name, key_lines(text), env_names, flag_names)
+    merged = problem_defaults(given.get("problem", from_env.get("problem", from_file.get("problem", DEFAULTS["problem"]))),
+                              origins)
+    _deep_merge(merged, from_file)
+    _deep_merge(merged, from_env)
+    for dotted, value in given.items():
+        _set_dotted(merged, dotted, value)
     if data_dir is not None:
         environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
     return _validate(merged, params_file, environ, origins)
+
+
+def problem_defaults(problem: Any, where: "Origins | None" = None) -> dict[str, Any]:
+    """DEFAULTS with the problem's own over them (PROBLEM_DEFAULTS): its [data] table replaces DEFAULTS'."""
+    if problem not in PROBLEM_DEFAULTS:
+        name = where("problem") if where else "problem"
+        raise ConfigError(f"{name} must be one of {', '.join(PROBLEM_DEFAULTS)}; got {problem!r}.")
+    merged = copy.deepcopy(DEFAULTS)
+    own = copy.deepcopy(PROBLEM_DEFAULTS[problem])
+    merged["data"] = own.pop("data")
+    _deep_merge(merged, own)
+    return merged
 
 
 @dataclass(frozen=True)
@@ -386,16 +427,30 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str], 
     data_dir = Path(environ.get("CD4ML_DATA_DIR", ROOT / "data")).resolve()
     paths = Paths(root=ROOT, data_dir=data_dir)
 
+    problem = _string(p["problem"], f"{where('problem')}")
     data = p["data"]
+    allowed = PROBLEM_DEFAULTS[problem]["data"]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where(f'data.{key}')} is not a setting of the {problem} problem; "
+                              f"its [data] takes {', '.join(allowed)}.", "Delete the line.")
+    split = p["split"]
+    split_by = _string(split["by"], f"{where('split.by')}")
+    if split_by not in SPLITS:
+        raise ConfigError(f"{where('split.by')} must be one of {', '.join(SPLITS)}; got {split_by!r}.")
+    fraction = _number(split["validation_fraction"], f"{where('split.validation_fraction')}", minimum=0)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"{where('split.validation_fraction')} must be a number between 0 and 1; got {fraction!r}.")
     model_name = _string(p["model"].get("name"), f"{where('model.name')}")
     model_params = p["model"].get(model_name, {})
     if not isinstance(model_params, Mapping):
         raise ConfigError(f"{where(f'model.{model_name}')} must be a table of hyperparameters.")
     acceptance = p["acceptance"]
     metric = _string(acceptance["metric"], f"{where('acceptance.metric')}")
-    if metric not in METRICS:
+    metrics = PROBLEM_METRICS[problem]
+    if metric not in metrics:
         raise ConfigError(
-            f"{where('acceptance.metric')} must be one of {', '.join(METRICS)}; got {metric!r}."
+            f"{where('acceptance.metric')} must be one of {', '.join(metrics)}; got {metric!r} (the {problem} problem's metrics)."
         )
     low = _number(acceptance["min"], f"{where('acceptance.min')}")
     high = _number(acceptance["max"], f"{where('acceptance.max')}")
@@ -409,12 +464,12 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str], 
     if not remote:
         uri = f"sqlite:///{paths.mlflow_db}"
     return Settings(
-        problem=_string(p["problem"], f"{where('problem')}"),
+        problem=problem,
         seed=_integer(p["seed"], f"{where('seed')}", minimum=0),
         data=DataSettings(
             source=_path(data["source"], data_dir, f"{where('data.source')}"),
-            items=_selection(data["items"], f"{where('data.items')}"),
-            stores=_selection(data["stores"], f"{where('data.stores')}"),
+            items=_selection(data.get("items", "all"), f"{where('data.items')}"),
+            stores=_selection(data.get("stores", "all"), f"{where('data.stores')}"),
             max_bad_rows=_integer(data["max_bad_rows"], f"{where('data.max_bad_rows')}", minimum=0),
         ),
         validation_days=_integer(
@@ -455,6 +510,9 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str], 
         params_file=params_file,
         raw=p,
         commands=shell_commands(environ),
+        split_by=split_by,
+        validation_fraction=fraction,
+        feature_set=_string(p["features"]["set"], f"{where('features.set')}"),
     )
 
 

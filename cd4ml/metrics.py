@@ -1,10 +1,15 @@
-"""Metrics of a forecast: r2 (the workshop's acceptance metric), NWRMSLE (Kaggle's), MAE. Pure."""
+"""Metrics of a forecast: r2 (the workshop's acceptance metric), NWRMSLE (Kaggle's), MAE; and for
+prices RMSE, MAE in dollars and MAPE. Pure."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
 PERISHABLE_WEIGHT = 1.25
+HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False, "rmse": False, "mape": False}
+Evaluate = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, float]]  # (actual, predicted, weights)
 
 
 def r2(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -27,6 +32,27 @@ def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(np.abs(actual - predicted)))
 
 
+def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Root mean squared error, in the target's units (dollars for prices)."""
+    return float(np.sqrt(np.mean((actual - predicted) ** 2)))
+
+
+def mape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean absolute percentage error, as a fraction (0.1 is 10 %); rows whose actual is 0 are left out."""
+    known = actual != 0
+    return float(np.mean(np.abs((actual[known] - predicted[known]) / actual[known]))) if known.any() else float("nan")
+
+
+def evaluate_prices(actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """All metrics of a price forecast: r2, RMSE and MAE in dollars, MAPE (weights are not used)."""
+    if len(actual) == 0:
+        raise ValueError("cannot evaluate a forecast of no rows")
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    return {"r2": r2(actual, predicted), "rmse": rmse(actual, predicted), "mae": mae(actual, predicted),
+            "mape": mape(actual, predicted)}
+
+
 def evaluate(actual: np.ndarray, predicted: np.ndarray, perishable: np.ndarray) -> dict[str, float]:
     """All metrics of one forecast; perishable rows weigh 1.25 in NWRMSLE, as on Kaggle."""
     if len(actual) == 0:
@@ -42,10 +68,10 @@ def evaluate(actual: np.ndarray, predicted: np.ndarray, perishable: np.ndarray) 
 
 
 def compare(actual: np.ndarray, perishable: np.ndarray, predicted: np.ndarray, baseline: np.ndarray,
-            expected: np.ndarray | None = None) -> dict[str, float]:
+            expected: np.ndarray | None = None, evaluate: Evaluate = evaluate) -> dict[str, float]:
     """The model's metrics, the baseline's (baseline_*), the best achievable forecast's (best_*,
     when the expected sales are known) and the share of the r2 gap from baseline to best that
-    the model closes (r2_gap_closed)."""
+    the model closes (r2_gap_closed); `evaluate` gives the problem's metrics (Favorita's by default)."""
     metrics = evaluate(actual, predicted, perishable)
     metrics.update({f"baseline_{k}": v for k, v in evaluate(actual, baseline, perishable).items()})
     if expected is not None:

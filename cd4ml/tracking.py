@@ -39,6 +39,7 @@ DATA_ROWS_READ = "data.rows_read"
 DATA_ROWS_KEPT = "data.rows_kept"
 DATA_SOURCE = "data.source"
 VALIDATION_FIRST_DATE = "validation.first_date"
+VALIDATION_SPLIT = "validation.split"  # [split] by: "date", or "hash <fraction> of ids (seed <seed>)"
 SCALE_ENGINE = "scale.engine"
 PID_TAG = "cd4ml.pid"  # with HOST_TAG: which process runs it, so a killed run can be marked FAILED
 HOST_TAG = "cd4ml.host"

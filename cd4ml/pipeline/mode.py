@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cd4ml.config import Settings
+from cd4ml.config import SCALE_PROBLEMS, Settings
 from cd4ml.errors import ConfigError
 
 SCALE_MODELS = ("gradient_boosting", "random_forest", "decision_tree")  # they take missing values
@@ -42,6 +42,11 @@ def choose_path(settings: Settings) -> str:
                 f"([scale] mode = {settings.scale.mode!r}).", "Add --scale, or leave it out.",
             )
         return "rows"  # (a Dask scheduler is for the scale path's scan: the row path needs none)
+    if settings.problem not in SCALE_PROBLEMS:
+        raise ConfigError(
+            f"the scale path is for the {', '.join(SCALE_PROBLEMS)} problem only; the {settings.problem} problem "
+            "takes the row path.", 'Leave out --scale (or set [scale] mode = "off").',
+        )
     check_model(settings.model.name)
     if not Path(settings.data.source).is_dir():
         raise ConfigError(

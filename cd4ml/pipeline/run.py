@@ -22,7 +22,7 @@ from cd4ml.errors import ConfigError
 from cd4ml.metrics import compare
 from cd4ml.monitoring.profile import profile_bytes, training_profile
 from cd4ml.pipeline.models import MODELS, SMALL_DATA_ROWS, make_forecaster, make_model, trusted_types
-from cd4ml.pipeline.split import split_by_date
+from cd4ml.pipeline.split import split
 from cd4ml.pipeline.track import Prepared, RunResult, run_params, track
 from cd4ml.problems import Problem, Table, get_problem
 from cd4ml.progress import Reporter
@@ -71,10 +71,22 @@ def train_and_validate(
         predicted = model.predict(inputs[valid])
     actual, weights = target[valid], table.weights[valid]
     baseline = problem.baseline().fit(inputs[train], target[train]).predict(inputs[valid])
-    metrics = compare(actual, weights, predicted, baseline, expected)
+    metrics = compare(actual, weights, predicted, baseline, expected, evaluate=problem.evaluate)
     metrics["rows_train"] = float(train.sum())
     metrics["rows_valid"] = float(valid.sum())
     return Trained(model, metrics, valid, predicted)
+
+
+def split_of(settings: Settings, table: Table) -> tuple[np.ndarray, str]:
+    """The validation rows by [split] (by date or by a hash of the row ids), and what the split was."""
+    return split(settings.split_by, table.dates, table.ids, settings.validation_days, settings.validation_fraction,
+                 settings.seed)
+
+
+def check_feature_set(problem: Problem, settings: Settings) -> None:
+    if settings.feature_set not in problem.feature_sets:
+        raise ConfigError(f"params.toml [features] set must be one of {', '.join(problem.feature_sets)} for the "
+                          f"{problem.name} problem; got {settings.feature_set!r}.")
 
 
 def fit_and_validate(settings: Settings) -> tuple[Trained, Table]:
@@ -83,9 +95,9 @@ def fit_and_validate(settings: Settings) -> tuple[Trained, Table]:
     problem = get_problem(settings.problem)
     source = problem.open(settings.data)
     table = problem.collect(problem.rows(source, settings.data))
-    valid, _ = split_by_date(table.dates, settings.validation_days)
+    valid, _ = split_of(settings, table)
     trained = train_and_validate(
-        problem, table, problem.features(table, source), valid, settings.model.name,
+        problem, table, problem.features(table, source, settings.feature_set), valid, settings.model.name,
         dict(settings.model.params), settings.seed, problem.expected(source, table.ids[valid]),
     )
     return trained, table
@@ -99,6 +111,7 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: RunProcess | N
     process = process or RunProcess(settings.tracking)
     try:
         problem = get_problem(settings.problem)
+        check_feature_set(problem, settings)
         make_model(settings.model.name, dict(settings.model.params), settings.seed,  # bad params: no run
                    name_from=settings.model.name_from, params_from=settings.model.params_from)
         source = problem.open(settings.data, reporter.progress("read"))  # a missing file: no run
@@ -114,9 +127,9 @@ def run_pipeline(settings: Settings, reporter: Reporter, process: RunProcess | N
         reporter.stage("data pass", seconds["data"], source.stats.lines, kept)
 
         clock = time.perf_counter()
-        valid, cutoff = split_by_date(table.dates, settings.validation_days)
+        valid, cutoff = split_of(settings, table)
         trained = train_and_validate(
-            problem, table, problem.features(table, source), valid, settings.model.name,
+            problem, table, problem.features(table, source, settings.feature_set), valid, settings.model.name,
             dict(settings.model.params), settings.seed, problem.expected(source, table.ids[valid]),
         )
         seconds["train_validate"] = time.perf_counter() - clock
@@ -131,16 +144,17 @@ def _prepared(settings: Settings, problem: Problem, source: Any, table: Table, t
     train = ~trained.valid  # what monitoring compares live events with (docs/monitoring.md)
     profile = profile_bytes(training_profile(
         table.inputs["item_nbr"].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
-    ))
+    )) if "item_nbr" in table.inputs else None  # issue 15a: a problem without items has no profile until 15b's hook
     example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
     return Prepared(
         metrics=trained.metrics,
         data={"sha256": source.stats.sha256, "rows_read": source.stats.lines, "rows_kept": len(table.target),
               "source": str(settings.data.source)},
         record=tracking.RunRecord(
-            tags={tracking.VALIDATION_FIRST_DATE: str(cutoff)},
+            tags={tracking.VALIDATION_SPLIT: settings.split_by if settings.split_by == "date" else cutoff,
+                  **({tracking.VALIDATION_FIRST_DATE: cutoff} if settings.split_by == "date" else {})},
             artifacts={tracking.VALIDATION_ROWS: _validation_rows(problem, table, trained.valid),
-                       tracking.PROFILE_ARTIFACT: profile},
+                       **({tracking.PROFILE_ARTIFACT: profile} if profile is not None else {})},
             model=tracking.LoggedModel(trained.model, example, trained.model.predict(example),
                                        [*problem.trusted_types, *trusted_types(settings.model.name)]),
         ),

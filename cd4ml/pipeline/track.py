@@ -52,10 +52,14 @@ def run_params(settings: Settings) -> dict[str, Any]:
         "seed": settings.seed,
         "model": settings.model.name,
         "data.source": str(data.source),
-        "data.items": "all" if data.items is None else ",".join(map(str, sorted(data.items))),
-        "data.stores": "all" if data.stores is None else ",".join(map(str, sorted(data.stores))),
-        "split.validation_days": settings.validation_days,
+        "split.by": settings.split_by,
+        **({"split.validation_days": settings.validation_days} if settings.split_by == "date"
+           else {"split.validation_fraction": settings.validation_fraction}),
+        "features.set": settings.feature_set,
     }
+    for key, chosen in (("items", data.items), ("stores", data.stores)):
+        if key in settings.raw["data"]:  # the problem's [data] has items and stores (Favorita's)
+            params[f"data.{key}"] = "all" if chosen is None else ",".join(map(str, sorted(chosen)))
     params.update({f"model.{k}": v for k, v in settings.model.params.items()})
     return params
 

@@ -2,8 +2,8 @@
 
 A problem knows its data (readers), its rows (process, filter), its features and its naive
 baseline. The machinery knows none of that: it asks the problem through this interface, so a
-second problem (the workshop's Zillow house prices, say) is a new package here and one line in
-PROBLEMS, with no change to the pipeline, tracking or serving code.
+second problem (the workshop's Zillow house prices: cd4ml/problems/houses) is a new package here,
+one line in get_problem and its defaults in cd4ml/config.py PROBLEM_DEFAULTS.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class Problem(Protocol):
     def collect(self, rows: Iterator[dict]) -> Table:
         """Materialise the rows into a Table."""
 
-    def features(self, table: Table, source: Source) -> Any:
-        """The sklearn transformer from model inputs to feature dicts (the Pipeline's first step)."""
+    def features(self, table: Table, source: Source, feature_set: str = "default") -> Any:
+        """The sklearn transformer from model inputs to feature dicts (the Pipeline's first step),
+        of one of the problem's feature_sets."""
 
     def levels(self) -> Any:
         """The Pipeline step after features that puts the baseline's forecast first in each row
@@ -59,6 +60,15 @@ class Problem(Protocol):
 
     def expected(self, source: Source, ids: np.ndarray) -> np.ndarray | None:
         """Noise-free expected targets for these rows, when the data set knows them."""
+
+    # --- pipeline-side members (issue 15a): metrics and feature sets are the problem's ----------
+    # ([split] by and its settings are chosen in the params; cd4ml/pipeline/split.py splits.)
+    metric_names: tuple[str, ...]  # what evaluate() returns, in the order the CLI prints them
+    feature_sets: tuple[str, ...]  # the names [features] set may take
+
+    def evaluate(self, actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+        """The problem's metrics of a forecast (cd4ml/metrics.py); the gate's metric is one of them."""
+    # --- end of the pipeline-side members ------------------------------------------------------
 
 
 class ScaleData(Protocol):
@@ -92,8 +102,9 @@ class ScaleProblem(Problem, Protocol):
 def get_problem(name: str) -> Problem:
     """The problem called `name` in params.toml."""
     from cd4ml.problems.favorita.problem import FavoritaProblem
+    from cd4ml.problems.houses.problem import HousesProblem
 
-    problems: dict[str, Callable[[], Problem]] = {"favorita": FavoritaProblem}
+    problems: dict[str, Callable[[], Problem]] = {"favorita": FavoritaProblem, "houses": HousesProblem}
     if name not in problems:
         raise ConfigError(f"params.toml problem must be one of {', '.join(problems)}; got {name!r}.")
     return problems[name]()

@@ -9,6 +9,7 @@ import pandas as pd
 
 from cd4ml.config import DataSettings
 from cd4ml.errors import ConfigError, DataError
+from cd4ml.metrics import evaluate
 from cd4ml.problems import Table
 from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.baseline import DayOfWeekMean
@@ -63,7 +64,7 @@ class FavoritaProblem:
             ids=ids,
         )
 
-    def features(self, table: Table, source) -> SalesFeatures:
+    def features(self, table: Table, source, feature_set: str = "default") -> SalesFeatures:
         frame = table.inputs
         catalogue = build_catalogue(
             frame[["item_nbr", "family", "class", "perishable"]].drop_duplicates("item_nbr").to_dict("records"),
@@ -76,6 +77,12 @@ class FavoritaProblem:
             calendar=tuple(sorted(d.isoformat() for d in days_off)),
             period=(min(table.dates).isoformat(), max(table.dates).isoformat()),
         )
+
+    metric_names = ("r2", "nwrmsle", "mae")
+    feature_sets = ("default",)
+
+    def evaluate(self, actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+        return evaluate(actual, predicted, weights)
 
     def levels(self) -> LevelFeatures:
         return LevelFeatures()
