@@ -142,3 +142,36 @@ def test_a_bad_hyperparameter_is_named_with_its_line(tmp_path):
     model = load_settings(path, environ={}).model
     with pytest.raises(ConfigError, match=r"^params.toml line 6: \[model.ridge\] solver: The 'solver' parameter"):
         make_model(model.name, model.params, 0, name_from=model.name_from, params_from=model.params_from)
+
+
+def test_problem_houses_takes_its_own_defaults_and_no_items_or_stores(tmp_path):
+    settings = load_settings(params(tmp_path, 'problem = "houses"\n'), environ={"CD4ML_DATA_DIR": str(tmp_path / "data")})
+    assert settings.data.source == tmp_path / "data/houses/sales.csv"
+    assert settings.tracking.registered_model == settings.tracking.experiment == "house-prices"
+    assert settings.acceptance.metric == "r2" and settings.validation_days == 90
+    assert settings.data.items is None and settings.data.stores is None and "items" not in settings.raw["data"]
+
+
+def test_params_houses_toml_picks_the_houses_problem():
+    settings = load_settings(ROOT / "params-houses.toml", environ={})
+    assert settings.problem == "houses" and settings.tracking.registered_model == "house-prices"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('problem = "houses"\n\n[data]\nitems = [1, 2]\n',
+     r"^params.toml line 4: \[data\] items is not a setting of the houses problem; its \[data\] takes source, max_bad_rows"),
+    ('problem = "houses"\n[acceptance]\nmetric = "nwrmsle"\n',
+     r"^params.toml line 3: \[acceptance\] metric must be one of r2, rmse, mae, mape; got 'nwrmsle'"),
+    ('problem = "zillow"\n', r"^params.toml line 1: problem must be one of favorita, houses; got 'zillow'"),
+    ('[split]\nby = "random"\n', r"^params.toml line 2: \[split\] by must be one of date, hash; got 'random'"),
+    ('[split]\nvalidation_fraction = 1.5\n', r"^params.toml line 2: \[split\] validation_fraction must be a number between 0"),
+    ('[data]\nzipcodes = "x.csv"\n', r"^params.toml line 2: \[data\] zipcodes is not a setting of the favorita problem"),
+])
+def test_keys_and_values_are_checked_per_problem_with_their_line(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(params(tmp_path, text), environ={})
+
+
+def test_cd4ml_problem_picks_the_problem_and_its_defaults(tmp_path):
+    settings = load_settings(params(tmp_path), environ={"CD4ML_PROBLEM": "houses"})
+    assert settings.problem == "houses" and settings.tracking.experiment == "house-prices"

@@ -1,4 +1,4 @@
-"""Metrics: r2 (the acceptance metric), Kaggle's NWRMSLE, MAE."""
+"""Metrics: r2 (the acceptance metric), Kaggle's NWRMSLE, MAE; for prices RMSE, MAE and MAPE."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cd4ml.metrics import compare, evaluate, mae, nwrmsle, r2
+from cd4ml.metrics import compare, evaluate, evaluate_prices, mae, mape, nwrmsle, r2, rmse
 
 
 def test_perfect_predictions_score_perfectly():
@@ -51,3 +51,17 @@ def test_compare_scores_model_baseline_and_best_and_the_gap_closed():
     assert metrics["baseline_r2"] == 0.0 and metrics["best_r2"] == 1.0
     assert metrics["r2_gap_closed"] == 0.8
     assert "best_r2" not in compare(actual, perishable, actual, actual)
+
+
+def test_price_metrics_are_in_dollars_and_mape_a_fraction():
+    actual, predicted = np.array([100_000.0, 200_000.0, 400_000.0]), np.array([110_000.0, 180_000.0, 400_000.0])
+    assert rmse(actual, predicted) == pytest.approx(math.sqrt((1e8 + 4e8) / 3))
+    assert mape(actual, predicted) == pytest.approx((0.1 + 0.1 + 0.0) / 3)
+    assert mape(np.array([0.0, 10.0]), np.array([5.0, 11.0])) == pytest.approx(0.1)  # a zero actual is left out
+    assert set(evaluate_prices(actual, predicted)) == {"r2", "rmse", "mae", "mape"}
+
+
+def test_compare_takes_the_problems_metrics():
+    actual = np.array([100.0, 200.0, 300.0])
+    metrics = compare(actual, np.ones(3), actual * 1.1, np.full(3, 200.0), evaluate=evaluate_prices)
+    assert metrics["mape"] == pytest.approx(0.1) and "baseline_rmse" in metrics and "nwrmsle" not in metrics
