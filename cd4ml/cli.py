@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from cd4ml import registry
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import Settings, load_settings, load_stack_settings
+from cd4ml.config import ROOT, Settings, load_settings, load_stack_settings
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -145,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
     bench.add_argument("--data", type=Path, default=None, help="data to use (default: generated data/workshop)")
+    bench.add_argument("--problem", default="favorita", choices=("favorita", "houses"),
+                       help="houses: the pipeline of params-houses.toml (or --params) on data/houses (generated if "
+                            "missing): wall time, peak memory, r2 against the baseline and the best achievable")
     bench.add_argument("--skip-server", action="store_true", help="only the pipeline, not the model server (which needs wrk)")
     bench.add_argument("--monitor", action="store_true", help="only `monitor` over one million generated events")
     bench.add_argument("--size", default="workshop", choices=("workshop", "full"),
@@ -284,6 +287,8 @@ def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -
 def _ensure_default_data(settings: Settings) -> None:
     """Generate the workshop data when the run uses it and it is not there yet (fresh CI
     workspaces, first runs): it is deterministic and takes about a second."""
+    if settings.problem == "houses":
+        return _ensure_houses_data(settings)
     from cd4ml.problems.favorita import schema  # deferred: cd4ml.problems imports numpy
 
     folder = settings.paths.generated("workshop")
@@ -291,6 +296,16 @@ def _ensure_default_data(settings: Settings) -> None:
         from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, needed once
 
         Reporter().say(f"{settings.data.source} is missing: generating the workshop data (seed {settings.seed}) into {folder}")
+        generate("workshop", folder, seed=settings.seed)
+
+
+def _ensure_houses_data(settings: Settings) -> None:
+    """The same for the houses data of params-houses.toml (data/houses/sales.csv): about 3 s."""
+    folder = settings.paths.generated("houses")
+    if settings.data.source in (folder, folder / "sales.csv") and not settings.data.source.exists():
+        from cd4ml.problems.houses.generate import generate  # deferred: numpy and pandas, needed once
+
+        Reporter().say(f"{settings.data.source} is missing: generating the houses data (seed {settings.seed}) into {folder}")
         generate("workshop", folder, seed=settings.seed)
 
 
@@ -505,6 +520,8 @@ def _create_local_store(settings: Settings) -> None:
 def _benchmark(args: argparse.Namespace) -> int:
     from benchmarks.workshop import benchmark_pipeline
 
+    if args.problem == "houses":
+        return _benchmark_houses(args)
     settings = _settings(args)
     if getattr(args, "load", False) or getattr(args, "fluentd_fault", False):
         from dataclasses import replace
@@ -553,6 +570,19 @@ def _benchmark(args: argparse.Namespace) -> int:
 
         source = args.data.resolve() if args.data else workshop_data(settings)
         print("\n" + benchmark_server(replace(settings, data=replace(settings.data, source=source))))
+    return EXIT_OK
+
+
+def _benchmark_houses(args: argparse.Namespace) -> int:
+    from benchmarks.workshop import benchmark_houses
+
+    if args.params is None:
+        args.params = ROOT / "params-houses.toml"
+    settings = _settings(args)
+    if settings.problem != "houses":
+        raise ConfigError(f"benchmark --problem houses needs a params file of the houses problem; "
+                          f"{settings.params_file} has problem = {settings.problem!r}.", "Leave out --params.")
+    print(benchmark_houses(settings, args.data.resolve() if args.data else None), flush=True)
     return EXIT_OK
 
 

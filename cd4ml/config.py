@@ -433,7 +433,7 @@ def _validate(p: dict[str, Any], params_file: Path, environ: Mapping[str, str], 
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{where(f'data.{key}')} is not a setting of the {problem} problem; "
-                              f"its [data] takes {', '.join(allowed)}.", "Delete the line.")
+                              f"its [data] takes {', '.join(allowed)}.", "Leave it out.")
     split = p["split"]
     split_by = _string(split["by"], f"{where('split.by')}")
     if split_by not in SPLITS:
