@@ -16,6 +16,7 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 from string import Template
+from typing import Callable
 
 from benchmarks.processes import free_port, mlflow_server, wait_until_up
 from benchmarks.stalling_fluentd import StallingFluentd
@@ -50,26 +51,24 @@ def benchmark_houses(settings: Settings, data: Path | None) -> str:
 
 def houses_data(settings: Settings) -> Path:
     """The generated houses sales (data/houses, 100,000 sales), generated first if missing."""
-    from cd4ml.problems.houses import schema as houses_schema
+    from cd4ml.problems.houses import generate, schema as houses_schema
 
-    folder = settings.paths.generated("houses")
-    path = folder / houses_schema.SALES_FILE
-    if not path.exists():
-        from cd4ml.problems.houses.generate import generate
-
-        print(f"generating houses data into {folder} ...", file=sys.stderr)
-        generate("workshop", folder, seed=settings.seed)
-    return path
+    return _generated(settings, "houses", houses_schema.SALES_FILE, generate.generate)
 
 
 def workshop_data(settings: Settings) -> Path:
     """The generated workshop file, generated first if it is missing."""
-    folder = settings.paths.generated("workshop")
-    path = folder / schema.WORKSHOP_FILE
-    if not path.exists():
-        from cd4ml.problems.favorita.generate import generate
+    from cd4ml.problems.favorita import generate
 
-        print(f"generating workshop data into {folder} ...", file=sys.stderr)
+    return _generated(settings, "workshop", schema.WORKSHOP_FILE, generate.generate)
+
+
+def _generated(settings: Settings, name: str, file: str, generate: Callable[..., dict]) -> Path:
+    """data/<name>/<file>, written first by generate (of the workshop size) when it is missing."""
+    folder = settings.paths.generated(name)
+    path = folder / file
+    if not path.exists():
+        print(f"generating {name} data into {folder} ...", file=sys.stderr)
         generate("workshop", folder, seed=settings.seed)
     return path
 

@@ -129,6 +129,15 @@ def test_a_bad_model_name_is_blamed_on_where_it_came_from(tmp_path, overrides, e
     ('seed = 1\n\n[serving]\nhost = "127.0.0.1"\nport = "x"\n', r"^params.toml line 5: \[serving\] port must be an integer; got 'x'"),
     ('[acceptance]\nmetric = "r2"\nmin = "high"\n', r"^params.toml line 3: \[acceptance\] min must be a number"),
     ('[ monitoring ]  # spaces\n\n  psi_warn = -1\n', r"^params.toml line 3: \[monitoring\] psi_warn must be a number >= 0"),
+    # keys and values are checked per problem (issue 15)
+    ('problem = "houses"\n\n[data]\nitems = [1, 2]\n',
+     r"^params.toml line 4: \[data\] items is not a setting of the houses problem; its \[data\] takes source, max_bad_rows"),
+    ('problem = "houses"\n[acceptance]\nmetric = "nwrmsle"\n',
+     r"^params.toml line 3: \[acceptance\] metric must be one of r2, rmse, mae, mape; got 'nwrmsle'"),
+    ('problem = "zillow"\n', r"^params.toml line 1: problem must be one of favorita, houses; got 'zillow'"),
+    ('[split]\nby = "random"\n', r"^params.toml line 2: \[split\] by must be one of date, hash; got 'random'"),
+    ('[split]\nvalidation_fraction = 1.5\n', r"^params.toml line 2: \[split\] validation_fraction must be a number between 0"),
+    ('[data]\nzipcodes = "x.csv"\n', r"^params.toml line 2: \[data\] zipcodes is not a setting of the favorita problem"),
 ])
 def test_a_bad_value_in_the_params_file_is_named_with_its_line(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
@@ -155,21 +164,6 @@ def test_problem_houses_takes_its_own_defaults_and_no_items_or_stores(tmp_path):
 def test_params_houses_toml_picks_the_houses_problem():
     settings = load_settings(ROOT / "params-houses.toml", environ={})
     assert settings.problem == "houses" and settings.tracking.registered_model == "house-prices"
-
-
-@pytest.mark.parametrize("text, message", [
-    ('problem = "houses"\n\n[data]\nitems = [1, 2]\n',
-     r"^params.toml line 4: \[data\] items is not a setting of the houses problem; its \[data\] takes source, max_bad_rows"),
-    ('problem = "houses"\n[acceptance]\nmetric = "nwrmsle"\n',
-     r"^params.toml line 3: \[acceptance\] metric must be one of r2, rmse, mae, mape; got 'nwrmsle'"),
-    ('problem = "zillow"\n', r"^params.toml line 1: problem must be one of favorita, houses; got 'zillow'"),
-    ('[split]\nby = "random"\n', r"^params.toml line 2: \[split\] by must be one of date, hash; got 'random'"),
-    ('[split]\nvalidation_fraction = 1.5\n', r"^params.toml line 2: \[split\] validation_fraction must be a number between 0"),
-    ('[data]\nzipcodes = "x.csv"\n', r"^params.toml line 2: \[data\] zipcodes is not a setting of the favorita problem"),
-])
-def test_keys_and_values_are_checked_per_problem_with_their_line(tmp_path, text, message):
-    with pytest.raises(ConfigError, match=message):
-        load_settings(params(tmp_path, text), environ={})
 
 
 def test_cd4ml_problem_picks_the_problem_and_its_defaults(tmp_path):
