@@ -83,7 +83,6 @@ PROBLEM_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 PROBLEM_METRICS = {"favorita": ("r2", "nwrmsle", "mae"), "houses": ("r2", "rmse", "mae", "mape")}
 SCALE_PROBLEMS = ("favorita",)  # the problems that can take the scale path (docs/scale.md)
-METRICS = PROBLEM_METRICS["favorita"]
 SPLITS = ("date", "hash")
 
 
@@ -309,7 +308,7 @@ def load_settings(
 
 def problem_defaults(problem: Any, where: "Origins | None" = None) -> dict[str, Any]:
     """DEFAULTS with the problem's own over them (PROBLEM_DEFAULTS): its [data] table replaces DEFAULTS'."""
-    if problem not in PROBLEM_DEFAULTS:
+    if not isinstance(problem, str) or problem not in PROBLEM_DEFAULTS:
         name = where("problem") if where else "problem"
         raise ConfigError(f"{name} must be one of {', '.join(PROBLEM_DEFAULTS)}; got {problem!r}.")
     merged = copy.deepcopy(DEFAULTS)

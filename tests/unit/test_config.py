@@ -135,6 +135,7 @@ def test_a_bad_model_name_is_blamed_on_where_it_came_from(tmp_path, overrides, e
     ('problem = "houses"\n[acceptance]\nmetric = "nwrmsle"\n',
      r"^params.toml line 3: \[acceptance\] metric must be one of r2, rmse, mae, mape; got 'nwrmsle'"),
     ('problem = "zillow"\n', r"^params.toml line 1: problem must be one of favorita, houses; got 'zillow'"),
+    ('problem = ["houses"]\n', r"^params.toml line 1: problem must be one of favorita, houses; got \['houses'\]"),
     ('[split]\nby = "random"\n', r"^params.toml line 2: \[split\] by must be one of date, hash; got 'random'"),
     ('[split]\nvalidation_fraction = 1.5\n', r"^params.toml line 2: \[split\] validation_fraction must be a number between 0"),
     ('[data]\nzipcodes = "x.csv"\n', r"^params.toml line 2: \[data\] zipcodes is not a setting of the favorita problem"),

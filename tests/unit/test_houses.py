@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cd4ml.config import load_settings
+from cd4ml.config import PROBLEM_DEFAULTS, PROBLEM_METRICS, load_settings
 from cd4ml.errors import ConfigError, DataError
+from cd4ml.metrics import HIGHER_IS_BETTER
 from cd4ml.pipeline.models import MODELS
 from cd4ml.pipeline.run import fit_and_validate
 from cd4ml.problems import get_problem
@@ -216,3 +217,10 @@ def test_houses_are_a_registered_problem_with_its_own_metrics():
     assert problem.metric_names == ("r2", "rmse", "mae", "mape")
     metrics = problem.evaluate(np.array([100.0, 200.0]), np.array([110.0, 180.0]), np.ones(2))
     assert metrics["mape"] == pytest.approx(0.1) and metrics["mae"] == 15.0
+
+
+def test_configs_problems_are_the_registered_ones_with_the_same_metrics():
+    for name in PROBLEM_DEFAULTS:
+        problem = get_problem(name)
+        assert problem.name == name and problem.metric_names == PROBLEM_METRICS[name]
+        assert set(problem.metric_names) <= set(HIGHER_IS_BETTER)
