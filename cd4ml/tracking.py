@@ -2,12 +2,15 @@
 
 The one owner of MLflow's vocabulary here: every param, metric, tag and artifact name a run
 writes or a command reads is a constant below. A pipeline run records
-  params   problem, seed, model, model.<hyperparameter>, data.source/items/stores,
-           split.validation_days (and scale.* on the scale path);
-  metrics  r2, nwrmsle, mae, baseline_*, best_* and r2_gap_closed (when the data knows the
-           expected sales), rows_train, rows_valid, seconds_<stage>;
+  params   problem, seed, model, model.<hyperparameter>, data.source (and items/stores for
+           Favorita), split.by and split.validation_days or split.validation_fraction,
+           features.set (and scale.* on the scale path);
+  metrics  the problem's (Favorita: r2, nwrmsle, mae; houses: r2, rmse, mae, mape), baseline_*,
+           best_* and r2_gap_closed (when the data knows the expected targets), rows_train,
+           rows_valid, seconds_<stage>;
   tags     git.commit, git.dirty, build_number, problem, data.sha256, data.rows_read,
-           data.rows_kept, data.source, validation.first_date (pipeline.path and scale.engine on
+           data.rows_kept, data.source, validation.split, validation.first_date (by date;
+           pipeline.path and scale.engine on
            the scale path), and the gate's acceptance.verdict and acceptance.message;
   artifacts the model (an sklearn Pipeline in skops format), VALIDATION_ROWS for the gate,
            PROFILE_ARTIFACT for monitoring, and three PLOTS.

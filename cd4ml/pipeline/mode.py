@@ -47,6 +47,9 @@ def choose_path(settings: Settings) -> str:
             f"the scale path is for the {', '.join(SCALE_PROBLEMS)} problem only; the {settings.problem} problem "
             "takes the row path.", 'Leave out --scale (or set [scale] mode = "off").',
         )
+    if settings.split_by != "date":
+        raise ConfigError(f'the scale path splits by date only; [split] by = {settings.split_by!r} takes the row path.',
+                          'Set [split] by = "date", or use the row path ([scale] mode = "off", or --no-scale).')
     check_model(settings.model.name)
     if not Path(settings.data.source).is_dir():
         raise ConfigError(
