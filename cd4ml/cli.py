@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     common = _common(argparse.SUPPRESS)
     commands = parser.add_subparsers(title="commands", metavar="<command>")
 
-    gen = commands.add_parser("generate-data", parents=[common], help="write deterministic synthetic Favorita data (both layouts)",
-                              description="Write synthetic Favorita data in the Kaggle layout and the workshop's single file.",
+    gen = commands.add_parser("generate-data", parents=[common], help="write deterministic synthetic Favorita data (both layouts), or house sales",
+                              description="Write synthetic Favorita data in the Kaggle layout and the workshop's single file; "
+                                          "with --problem houses, house sales with their zip-code table (docs/data.md).",
                               epilog=EXIT_CODES)
     gen.add_argument("--problem", default="favorita", choices=("favorita", "houses"),
                      help="whose data: Favorita's sales (default) or house sales (data/houses: sales.csv, zipcodes.csv)")

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from cd4ml.problems.favorita.process import _FALSE, _TRUE, process_item
+from cd4ml.problems.favorita.process import process_item
+from cd4ml.problems.fields import FALSE as _FALSE, TRUE as _TRUE
 
 # The columns of train.csv a batch reads, and the Arrow type of each.
 TRAIN_TYPES = {

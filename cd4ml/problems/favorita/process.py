@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Iterator, Mapping
 
 from cd4ml.errors import DataError
-from cd4ml.problems.fields import FALSE as _FALSE, TRUE as _TRUE, flag as _flag, integer as _integer, number as _number, process_numbered, when as _date
+from cd4ml.problems.fields import flag as _flag, integer as _integer, number as _number, process_numbered, when as _date
 
 Row = dict[str, object]
 
