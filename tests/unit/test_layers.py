@@ -51,3 +51,12 @@ def test_mlflows_global_tracking_uri_is_set_only_by_the_tracking_process_or_for_
     setting = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
                      if "set_tracking_uri(" in path.read_text() or "_use_tracking_uri(" in path.read_text())
     assert setting == ["tracking.py", "tracking_process.py"]  # tracking.global_uri_for restores it
+
+
+@pytest.mark.parametrize("module", ["problems/fields.py", "problems/houses/process.py", "problems/houses/features.py",
+                                    "problems/houses/means.py", "problems/houses/baseline.py", "pipeline/split.py"])
+def test_the_stages_of_a_problem_are_pure(module):
+    """No tracking, web, events or environment in the stages; the houses process reads no files."""
+    outside = {name.split(".")[0] for name in imports(module)} & {"mlflow", "flask", "fluent", "requests", "os", "pathlib"}
+    assert outside == set()
+    assert not any(name.endswith(".readers") for name in imports(module))
