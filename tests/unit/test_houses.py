@@ -224,3 +224,13 @@ def test_configs_problems_are_the_registered_ones_with_the_same_metrics():
         problem = get_problem(name)
         assert problem.name == name and problem.metric_names == PROBLEM_METRICS[name]
         assert set(problem.metric_names) <= set(HIGHER_IS_BETTER)
+
+
+def test_inside_the_models_pipeline_the_levels_are_fitted_on_the_training_rows():
+    from cd4ml.pipeline.run import build_model
+
+    model = build_model(HouseFeatures(), PriceLevels(smoothing=0), "ridge", {}, seed=0).fit(TRAIN, PRICES)
+    encoded = model[:-1].transform(frame(("10003", "CA", 1800), ("10001", "CA", 1800)))
+    encoded = encoded.toarray() if hasattr(encoded, "toarray") else encoded
+    assert model.named_steps["encode"].feature_names_[0] == "level"
+    assert encoded[:, 0].tolist() == [600_000.0, 500_000.0]  # unseen zip: its state's training mean
