@@ -67,3 +67,20 @@ def test_the_comparison_sees_a_changed_hyperparameter(tmp_path):
     changed = TEXT.replace("max_iter = 50 ", "max_iter = 51 ")
     assert changed != TEXT
     assert effective(load(tmp_path, changed, None)) != effective(load(tmp_path, TEXT, None))
+
+
+HOUSES_TEXT = (Path(__file__).resolve().parents[2] / "params-houses.toml").read_text()
+
+
+def houses_without(dotted: str) -> str:
+    lines = HOUSES_TEXT.splitlines(keepends=True)
+    del lines[key_lines(HOUSES_TEXT)[dotted] - 1]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("dotted", [key for key in leaf_keys(tomllib.loads(HOUSES_TEXT)) if key != "problem"])
+def test_deleting_a_key_from_params_houses_toml_gives_the_same_value_by_default(tmp_path, dotted):
+    """params-houses.toml is the houses problem's defaults (config.PROBLEM_DEFAULTS) written out."""
+    table = dotted.split(".")
+    model = table[1] if table[0] == "model" and len(table) == 3 else None
+    assert effective(load(tmp_path, houses_without(dotted), model)) == effective(load(tmp_path, HOUSES_TEXT, model))
