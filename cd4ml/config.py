@@ -20,6 +20,17 @@ from cd4ml.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = ROOT / "params.toml"
+# The params file of each built-in problem, relative to ROOT: `serve` serves every one whose
+# registered model has a production version. A test's problem gives its own (register_problem).
+PROBLEM_PARAMS = {"favorita": "params.toml", "houses": "params-houses.toml"}
+EXTRA_PROBLEMS_VARIABLE = "CD4ML_EXTRA_PROBLEMS"
+
+
+def extra_problem_modules(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The modules CD4ML_EXTRA_PROBLEMS names (comma-separated): each registers a problem when imported,
+    in every process that reads it (the CLI, gunicorn's workers)."""
+    text = (os.environ if environ is None else environ).get(EXTRA_PROBLEMS_VARIABLE, "")
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 DEFAULTS: dict[str, Any] = {
     "problem": "favorita",

@@ -115,7 +115,7 @@ _INT = r"(-?(?:0|[1-9][0-9]*))"
 _NUMBER = r"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 _OUR_LINE = re.compile(
     r'^\{"@timestamp": "([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)", '
-    r'"schema_version": 1, "event": "prediction", "date": "([0-9]{4}-[0-9]{2}-[0-9]{2})", '
+    r'"schema_version": 1, "event": "prediction", (?:"problem": "favorita", )?"date": "([0-9]{4}-[0-9]{2}-[0-9]{2})", '
     r'"item_nbr": ' + _INT + r', "item_name": ' + _TEXT + r', "store_nbr": ' + _INT + r', '
     r'"onpromotion": (?:true|false), "prediction": ' + _NUMBER + r', "model_version": ' + _TEXT + r', '
     r'"run_id": ' + _TEXT + r', "latency_ms": ' + _NUMBER + r'\}$',

@@ -18,6 +18,7 @@ from cd4ml.problems.favorita.levels import LevelFeatures
 from cd4ml.problems.favorita.partitions import Partitions
 from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue, days_of
 from cd4ml.problems.favorita.process import filter_rows, process_rows
+from cd4ml.problems.favorita.serving import SERVING
 
 
 class FavoritaProblem:
@@ -110,6 +111,9 @@ class FavoritaProblem:
         )
 
     request_columns = REQUEST_COLUMNS
+    # --- serving and monitoring (cd4ml/problems/favorita/serving.py) ---
+    serving = SERVING
+    drift_key = "item_nbr"  # the column of Table.inputs whose shares monitoring's drift compares
     # The types a fitted SalesFeatures (or CompactSalesFeatures) holds, for loading the model with
     # skops (no pickle).
     trusted_types = (
