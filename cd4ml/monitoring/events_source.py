@@ -21,6 +21,7 @@ from datetime import date, datetime, timezone
 from operator import itemgetter
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
+from cd4ml.config import DEFAULTS
 from cd4ml.events import SCHEMA_VERSION
 from cd4ml.monitoring.window import DAY, Window, iso
 
@@ -43,6 +44,8 @@ FIELDS: dict[str, tuple[type, ...]] = {
 SOURCE_FIELDS = ("schema_version", "event", *FIELDS)
 _ALL_FIELDS = itemgetter(*SOURCE_FIELDS)
 _FIELDS = itemgetter(*FIELDS)
+# The problem whose events monitoring reads; a server of several problems writes all theirs to one log.
+MONITORED = DEFAULTS["problem"]
 _CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
@@ -85,6 +88,8 @@ class EventCheck:
             return f"unknown schema_version {_short(version)}"
         if event.get("event") != "prediction":
             return f"unknown event {_short(event.get('event'))}"
+        if event.get("problem", MONITORED) != MONITORED:  # events before issue 15 have no problem field
+            return "another problem's"
         for name, kinds in FIELDS.items():
             if type(event.get(name)) not in kinds:
                 return f"missing or bad {name}"

@@ -101,8 +101,10 @@ class Serving(Protocol):
     title: str  # what the index page calls it
     fields: tuple[str, ...]  # the query parameters of one forecast request
     event_fields: tuple[str, ...]  # the problem's fields in a prediction event (schema in cd4ml/events.py)
+    event_types: dict[str, str]  # each event field's Elasticsearch family: keyword, number, boolean, date
     join_key: tuple[str, ...]  # the event fields live accuracy joins actual outcomes on
-    form_template: str  # the form page's template (cd4ml/serving/templates/)
+    form_template: str  # the form page's template (cd4ml/serving/templates/; form.html shows form_fields)
+    heading: str  # the form page's heading
     example: str  # a query string that works against the workshop data, for messages
 
     def facts(self, model: Any, catalogue: Any) -> Any:
@@ -114,8 +116,15 @@ class Serving(Protocol):
     def answer(self, loaded: Any, request: Any) -> dict[str, Any]:
         """The forecast: {"prediction": ..., and the request's fields}, for the API and the event."""
 
+    def asked(self, args: Any) -> bool:
+        """Whether the page's query asks for a forecast (else the page shows the empty form)."""
+
     def form_values(self, args: Any, loaded: Any) -> dict[str, Any]:
-        """The form's values: the user's, else the defaults."""
+        """What the form template shows: {"values": the user's, else the defaults, ...}; form.html
+        also takes "form_fields": [{name, label, kind, choices, min, max, step}]."""
+
+    def shown(self, prediction: float) -> str:
+        """A forecast as the page shows it ("12.5 units", "$412,000")."""
 
     def openapi(self) -> str:
         """The OpenAPI 3 document (JSON text) of this problem's API."""

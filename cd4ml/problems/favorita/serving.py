@@ -61,9 +61,16 @@ class FavoritaServing:
     title = "Sales forecast (Favorita)"
     fields = FIELDS
     event_fields = EVENT_FIELDS
+    # Elasticsearch field families of the event fields (elasticsearch/index-template.json maps them).
+    event_types = {"date": "date", "item_nbr": "number", "item_name": "keyword", "store_nbr": "number",
+                   "onpromotion": "boolean"}
     join_key = JOIN_KEY
     form_template = "index.html"
+    heading = "How many will we sell?"
     example = "date=2016-08-01&item_nbr=99197"
+
+    def shown(self, prediction: float) -> str:
+        return f"{prediction:.1f} units"
 
     def facts(self, model: Any, catalogue: Any = None) -> Facts:
         features = getattr(model, "named_steps", {}).get("features")
