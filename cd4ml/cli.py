@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from cd4ml import registry
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import Settings, load_settings, load_stack_settings
+from cd4ml.config import Settings, load_settings, load_stack_settings, problem_tracking
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -448,10 +448,9 @@ def _served_problems(settings: Settings) -> dict[str, Any]:
     for name, path in problem_params().items():
         if name in served or not path.is_file():
             continue
-        other = load_settings(path)
-        if other.problem == name:
-            served[name] = replace(settings.tracking, experiment=other.tracking.experiment,
-                                   registered_model=other.tracking.registered_model)
+        problem, experiment, registered_model = problem_tracking(path)
+        if problem == name:
+            served[name] = replace(settings.tracking, experiment=experiment, registered_model=registered_model)
     return served
 
 

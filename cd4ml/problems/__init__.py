@@ -130,6 +130,13 @@ class Serving(Protocol):
         """The OpenAPI 3 document (JSON text) of this problem's API."""
 
 
+class ServedProblem(Problem, Protocol):
+    """A problem the server answers and monitoring watches: two attributes more (see above)."""
+
+    serving: Serving
+    drift_key: str  # the column of Table.inputs (integer categories) whose shares drift compares
+
+
 _REGISTERED: dict[str, Callable[[], Problem]] = {}
 _REGISTERED_PARAMS: dict[str, Path] = {}
 
