@@ -574,10 +574,10 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from cd4ml.monitoring.feedback import add_actuals  # deferred: the readers' imports, for this command only
+    from cd4ml.problems import get_problem  # deferred: the readers' imports, for this command only
 
     settings = _settings(args)
-    result = add_actuals(args.actuals.resolve(), settings.data.source)
+    result = get_problem(settings.problem).add_actuals(args.actuals.resolve(), settings.data.source)
     print(result)
     if result.added:
         script = settings.commands.script

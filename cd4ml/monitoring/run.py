@@ -64,7 +64,7 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
         raise ConfigError("--events names a JSONL log; it does not go with --source elasticsearch.",
                           "Leave out one of them.")
     if name == "jsonl":
-        return JsonlEvents(events_path or settings.paths.prediction_log)
+        return JsonlEvents(events_path or settings.paths.prediction_log, problem=settings.problem)
     found = settings.monitoring
     if not found.elasticsearch_url:
         raise ConfigError(
@@ -73,7 +73,7 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
             "Set it, e.g. CD4ML_ELASTICSEARCH_URL=http://localhost:9200, or use --source jsonl.",
         )
     client = elasticsearch_client(found.elasticsearch_url, found.elasticsearch_user, found.elasticsearch_password)
-    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url)
+    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url, problem=settings.problem)
 
 
 def gather(

@@ -136,6 +136,9 @@ class ServedProblem(Problem, Protocol):
     serving: Serving
     drift_key: str  # the column of Table.inputs (integer categories) whose shares drift compares
 
+    def add_actuals(self, actuals: Path, target: Path) -> Any:
+        """`feedback`: append a drop of arrived actual outcomes to the training data; what was added."""
+
 
 _REGISTERED: dict[str, Callable[[], Problem]] = {}
 _REGISTERED_PARAMS: dict[str, Path] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -114,6 +115,12 @@ class FavoritaProblem:
     # --- serving and monitoring (cd4ml/problems/favorita/serving.py) ---
     serving = SERVING
     drift_key = "item_nbr"  # the column of Table.inputs whose shares monitoring's drift compares
+
+    def add_actuals(self, actuals: Path, target: Path) -> Any:
+        """Append a drop of arrived actual sales to the training data (`feedback`; feedback.py)."""
+        from cd4ml.problems.favorita.feedback import add_actuals  # deferred: for this command only
+
+        return add_actuals(actuals, target)
     # The types a fitted SalesFeatures (or CompactSalesFeatures) holds, for loading the model with
     # skops (no pickle).
     trusted_types = (
