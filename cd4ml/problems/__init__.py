@@ -129,6 +129,9 @@ class Serving(Protocol):
     def openapi(self) -> str:
         """The OpenAPI 3 document (JSON text) of this problem's API."""
 
+    def actual(self, row: Any) -> tuple[tuple, float, bool]:
+        """A processed data row as live accuracy joins it: (its join_key values, target, weight flag)."""
+
 
 class ServedProblem(Problem, Protocol):
     """A problem the server answers and monitoring watches: two attributes more (see above)."""

@@ -124,6 +124,10 @@ class FavoritaServing:
     def openapi(self) -> str:
         return openapi_text()
 
+    def actual(self, row: Mapping[str, Any]) -> tuple[tuple, float, bool]:
+        """A processed sales row as live accuracy joins it: its key, unit sales, perishable."""
+        return (row["date"].isoformat(), row["item_nbr"], row["store_nbr"]), row["unit_sales"], row["perishable"]
+
 
 @lru_cache(maxsize=1)
 def openapi_text() -> str:

@@ -126,6 +126,10 @@ class HousesServing:
     def openapi(self) -> str:
         return openapi_text()
 
+    def actual(self, row: Any) -> tuple[tuple, float, bool]:
+        """A processed sales row as live accuracy joins it: (sale_id,), the actual sale price, no weight."""
+        return (str(row["sale_id"]),), row["price"], False
+
 
 def categories(model: Any, name: str) -> tuple[str, ...]:
     """The values of a one-hot column `name` in the model's DictVectorizer vocabulary ("style=ranch")."""
