@@ -8,9 +8,11 @@ with these and raises BadInput naming the field; the server answers it with a 40
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, Iterable
 
 NUMBER = re.compile(r"[0-9]{1,9}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -46,6 +48,19 @@ def one(args: Any, name: str, example: str, required: bool = True) -> str | None
         fix = f"give a value, e.g. {example}" + ("." if required else ", or leave it out.")
         raise BadInput(name, f"{name} is empty; {fix}")
     return value
+
+
+def iso_date(text: str, name: str, example: str, earliest: date, latest: date) -> str:
+    """A calendar day written YYYY-MM-DD, between earliest and latest; returned as given."""
+    if not ISO_DATE.fullmatch(text):
+        raise BadInput(name, f"{name} must be a date written YYYY-MM-DD, e.g. {example}; got {shown(text)}.")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(name, f"{name} {text} is not a day of the calendar; check the month and day.") from None
+    if not earliest <= day <= latest:
+        raise BadInput(name, f"{name} must be between {earliest} and {latest}; got {text}.")
+    return text
 
 
 def boolean(text: str, name: str) -> bool:

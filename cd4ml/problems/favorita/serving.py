@@ -8,7 +8,6 @@ offers (products, stores, the data's period) and a forecast grid that makes most
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -16,14 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cd4ml.problems.favorita.schema import WORKSHOP_STORE
-from cd4ml.request_fields import NUMBER, BadInput, boolean, no_unknown, one, shown
+from cd4ml.request_fields import NUMBER, BadInput, boolean, iso_date, no_unknown, one, shown
 
 FIELDS = ("date", "item_nbr", "store_nbr", "onpromotion")
 EVENT_FIELDS = ("date", "item_nbr", "item_name", "store_nbr", "onpromotion")
 JOIN_KEY = ("date", "item_nbr", "store_nbr")
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 FAR_DAYS = 365  # a date further than this outside the model's data gets a note on the form
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SHOWN_ITEMS = 5
 # Forecasts are deterministic per model, so repeated questions are answered from a small cache
 # that lives and dies with its loaded model: a swap starts with an empty cache, no key can leak
@@ -91,7 +89,7 @@ class FavoritaServing:
         (the API); the page ignores them."""
         if strict:
             no_unknown(args, FIELDS)
-        day = _parse_date(one(args, "date", "date=2016-08-01"))
+        day = iso_date(one(args, "date", "date=2016-08-01"), "date", "2016-08-01", EARLIEST, LATEST)
         item = _parse_item(one(args, "item_nbr", "item_nbr=99197"), loaded)
         store_text = one(args, "store_nbr", "store_nbr=47", required=loaded.default_store is None)
         store = loaded.default_store if store_text is None else _parse_store(store_text, loaded)
@@ -155,18 +153,6 @@ def date_note(day: str, period: tuple[str, str] | None) -> str | None:
     if asked < first - timedelta(days=FAR_DAYS):
         return f"{day} is {(first - asked).days:,} days before the model's data begins ({first})."
     return None
-
-
-def _parse_date(text: str) -> str:
-    if not _ISO_DATE.fullmatch(text):
-        raise BadInput("date", f"date must be a date written YYYY-MM-DD, e.g. 2016-08-01; got {shown(text)}.")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise BadInput("date", f"date {text} is not a day of the calendar; check the month and day.") from None
-    if not EARLIEST <= day <= LATEST:
-        raise BadInput("date", f"date must be between {EARLIEST} and {LATEST}; got {text}.")
-    return text
 
 
 def _parse_item(text: str, loaded: Any) -> int:

@@ -15,10 +15,9 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from cd4ml.request_fields import BadInput, boolean, no_unknown, number, one, shown
+from cd4ml.request_fields import BadInput, boolean, iso_date, no_unknown, number, one, shown
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2100, 12, 31)
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ZIPCODE = re.compile(r"[0-9]{5}")
 _SALE_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _WORD = re.compile(r"[A-Za-z0-9_ -]{1,40}")
@@ -144,7 +143,7 @@ def _parse(f: Field, text: str, choices: tuple[str, ...]) -> Any:
             raise BadInput(f.name, f"{f.name} must be up to 40 letters, digits, '-' or '_', e.g. {f.example}; got {shown(text)}.")
         return text
     if f.kind == "date":
-        return _parse_date(f.name, text)
+        return iso_date(text, f.name, f.example, EARLIEST, LATEST)
     if f.kind == "zipcode":
         if not _ZIPCODE.fullmatch(text):
             raise BadInput(f.name, f"{f.name} must be five digits, e.g. {f.example}; got {shown(text)}.")
@@ -163,18 +162,6 @@ def _parse(f: Field, text: str, choices: tuple[str, ...]) -> Any:
             raise BadInput(f.name, f"{f.name} must be a whole number, e.g. {f.example}; got {shown(text)}.")
         return int(value)
     return value
-
-
-def _parse_date(name: str, text: str) -> str:
-    if not _ISO_DATE.fullmatch(text):
-        raise BadInput(name, f"{name} must be a date written YYYY-MM-DD, e.g. 2020-06-15; got {shown(text)}.")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(name, f"{name} {text} is not a day of the calendar; check the month and day.") from None
-    if not EARLIEST <= day <= LATEST:
-        raise BadInput(name, f"{name} must be between {EARLIEST} and {LATEST}; got {text}.")
-    return text
 
 
 @lru_cache(maxsize=1)
