@@ -1,9 +1,11 @@
 """The seam between the machinery (pipeline, tracking, serving) and a forecasting problem.
 
 A problem knows its data (readers), its rows (process, filter), its features and its naive
-baseline. The machinery knows none of that: it asks the problem through this interface, so a
-second problem (the workshop's Zillow house prices, say) is a new package here and one line in
-PROBLEMS, with no change to the pipeline, tracking or serving code.
+baseline; for the server and monitoring, its Serving (request, form, events, join key; see the
+"serving and monitoring" block below). The machinery knows none of that: it asks the problem
+through this interface, so a second problem (the workshop's Zillow house prices, say) is a new
+package here and one line in known_problems(), with no change to the pipeline, tracking or
+serving code; a problem outside the package registers itself (register_problem).
 """
 
 from __future__ import annotations
