@@ -84,6 +84,9 @@ class ScaleData(Protocol):
     def expected(self, ids: np.ndarray) -> np.ndarray | None:
         """The problem's expected() in bounded memory."""
 
+    def drift_keys(self, frame: dict) -> np.ndarray:
+        """The problem's drift_key of rows in compact columns, for the training profile."""
+
 
 class ScaleProblem(Problem, Protocol):
     """A problem that can also take the scale path: one method more."""
