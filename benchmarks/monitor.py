@@ -27,6 +27,7 @@ from cd4ml.events import prediction_event
 
 END = datetime(2026, 11, 23, tzinfo=timezone.utc)
 DAYS = 7
+PROBLEM = "favorita"  # the events name their problem, as the server writes them; the pass reads that problem's
 
 
 def write_events(path: Path, n: int, seed: int = 42, malformed_every: int = 100_000) -> None:
@@ -46,7 +47,7 @@ def write_events(path: Path, n: int, seed: int = 42, malformed_every: int = 100_
     with path.open("w") as out:
         for i in range(n):
             out.write(json.dumps(prediction_event(
-                date=(first_day + timedelta(days=int(ahead[i]))).isoformat(), item_nbr=int(items[i]),
+                problem=PROBLEM, date=(first_day + timedelta(days=int(ahead[i]))).isoformat(), item_nbr=int(items[i]),
                 item_name=f"Item {items[i]}", store_nbr=47, onpromotion=False, prediction=float(forecasts[i]),
                 model_version=str(versions[i]), run_id=f"run-{versions[i]}", latency_ms=float(latencies[i]),
                 at=float(stamps[i]),
@@ -62,7 +63,7 @@ def measure_pass(path: str) -> dict:
     from cd4ml.monitoring.run import gather, pass_processes
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    source = JsonlEvents(Path(path))
+    source = JsonlEvents(Path(path), problem=PROBLEM)
     started = time.perf_counter()
     stats, _ = gather(source, Window(END - timedelta(days=DAYS), END), processes=pass_processes())
     summary = stats.summary()

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from cd4ml import registry
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import ROOT, Settings, load_settings, load_stack_settings
+from cd4ml.config import ROOT, Settings, load_settings, load_stack_settings, problem_tracking
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -445,6 +445,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     # deferred: Flask and gunicorn (about 0.5 s), for this command only
     from cd4ml.serving.gunicorn_app import serve as serve_with_gunicorn
     from cd4ml.serving.model_store import ModelStore, nudge_file, touch_nudge_file
+    from cd4ml.problems import get_problem
     from cd4ml.serving.registry_source import production_fetcher
     from cd4ml.serving.worker_counts import reset as reset_counts
 
@@ -458,18 +459,39 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     ensure_free(serving.host, serving.port)  # before anything else: a taken port is one line, exit 2
     if not settings.tracking.remote:
         _create_local_store(settings)  # once, here: two workers creating it at once would race
-    fetch = production_fetcher(settings.tracking, _allowed_types(settings))
+    served = _served_problems(settings)
+    fetchers = {name: production_fetcher(tracking, _allowed_types(replace(settings, problem=name)),
+                                         get_problem(name).serving) for name, tracking in served.items()}
     print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
+    for name, tracking in list(served.items())[1:]:
+        print(f"  and {name} at http://{serving.host}:{serving.port}/{name}/ (model: {tracking.registered_model}@production)",
+              flush=True)
     reset_counts(settings.paths.worker_counts(serving.port))  # /version sums this server's workers only
     nudge = nudge_file(settings.paths.data_dir, serving.port)  # POST /reload, deploy and rollback reach every worker
     touch_nudge_file(nudge)  # there before the workers start, so deploy and rollback find this server
     master = os.getpid()
     try:
-        return serve_with_gunicorn(settings, lambda: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge))
+        return serve_with_gunicorn(settings, lambda: {
+            name: ModelStore(fetch, serving.poll_seconds, nudge_path=nudge) for name, fetch in fetchers.items()})
     finally:  # a worker leaves through here too (gunicorn forks it from this call): only the master removes it
         if os.getpid() == master:
             nudge.unlink(missing_ok=True)  # a stopped server is not nudged; one killed outright leaves it: harmless
+
+
+def _served_problems(settings: Settings) -> dict[str, Any]:
+    """The tracking settings of every problem `serve` serves: settings.problem's first (today's routes),
+    then each other known problem whose params file names it (its registered model; this registry)."""
+    from cd4ml.problems import problem_params
+
+    served = {settings.problem: settings.tracking}
+    for name, path in problem_params().items():
+        if name in served or not path.is_file():
+            continue
+        problem, experiment, registered_model = problem_tracking(path)
+        if problem == name:
+            served[name] = replace(settings.tracking, experiment=experiment, registered_model=registered_model)
+    return served
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -607,10 +629,10 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from cd4ml.monitoring.feedback import add_actuals  # deferred: the readers' imports, for this command only
+    from cd4ml.problems import get_problem  # deferred: the readers' imports, for this command only
 
     settings = _settings(args)
-    result = add_actuals(args.actuals.resolve(), settings.data.source)
+    result = get_problem(settings.problem).add_actuals(args.actuals.resolve(), settings.data.source)
     print(result)
     if result.added:
         script = settings.commands.script

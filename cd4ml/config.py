@@ -20,6 +20,28 @@ from cd4ml.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = ROOT / "params.toml"
+# The params file of each built-in problem, relative to ROOT: `serve` serves every one whose
+# registered model has a production version. A test's problem gives its own (register_problem).
+PROBLEM_PARAMS = {"favorita": "params.toml", "houses": "params-houses.toml"}
+EXTRA_PROBLEMS_VARIABLE = "CD4ML_EXTRA_PROBLEMS"
+
+
+def problem_tracking(params_file: Path) -> tuple[str, str, str]:
+    """(problem, experiment, registered model) as a problem's params file says them, over the
+    defaults: no CD4ML_* variable applies, they belong to the params the command was given."""
+    merged = copy.deepcopy(DEFAULTS)
+    _deep_merge(merged, _parse_params(_read_params(params_file), params_file))
+    tracking = merged["tracking"]
+    return (_string(merged["problem"], f"{params_file.name} problem"),
+            _string(tracking["experiment"], f"{params_file.name} [tracking] experiment"),
+            _string(tracking["registered_model"], f"{params_file.name} [tracking] registered_model"))
+
+
+def extra_problem_modules(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The modules CD4ML_EXTRA_PROBLEMS names (comma-separated): each registers a problem when imported,
+    in every process that reads it (the CLI, gunicorn's workers)."""
+    text = (os.environ if environ is None else environ).get(EXTRA_PROBLEMS_VARIABLE, "")
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 DEFAULTS: dict[str, Any] = {
     "problem": "favorita",

@@ -8,18 +8,25 @@ Schema, version 1 (monitoring reads these; the Elasticsearch index template maps
                               (e.g. "2026-11-23T13:35:10.123Z"); Elasticsearch type date
     schema_version  integer   1; raised whenever a field changes name, type or meaning
     event           string    always "prediction"
-    date            string    the date the forecast is for, YYYY-MM-DD (type date)
-    item_nbr        integer   the product's number
-    item_name       string    the product's name in the model's catalogue (type keyword)
-    store_nbr       integer   the store's number
-    onpromotion     boolean   whether the request said the product is on promotion
-    prediction      float     forecast unit sales for that day: >= 0, not rounded
+    problem         string    the problem that answered, e.g. "favorita", "houses" (keyword)
+    ...                       the problem's own fields (its Serving.event_fields), then:
+    prediction      float     the forecast, not rounded (Favorita: unit sales, >= 0; houses: dollars)
     model_version   string    registry version of the model that answered, e.g. "3" (keyword)
     run_id          string    MLflow run id of that model (keyword)
     latency_ms      float     milliseconds this server's worker spent on the request: from the
                               parsed HTTP request reaching the app to the response ready
                               (routing, input checks, the forecast, the JSON or page); not the
                               network, nor the wait for a free worker (cd4ml.serving.forecast.record)
+
+Favorita's fields, in this order:
+
+    date            string    the date the forecast is for, YYYY-MM-DD (type date)
+    item_nbr        integer   the product's number
+    item_name       string    the product's name in the model's catalogue (type keyword)
+    store_nbr       integer   the store's number
+    onpromotion     boolean   whether the request said the product is on promotion
+
+The houses problem's: sale_id (keyword) and the request's columns (cd4ml/problems/houses/serving.py).
 
 fluentd receives them with the tag "model.prediction". Sending never fails or slows a forecast:
 both sinks hand the event to a bounded queue drained by a background thread, and count what
@@ -54,24 +61,20 @@ def iso_utc(seconds: float) -> str:
 
 
 def prediction_event(
-    *, date: str, item_nbr: int, item_name: str, store_nbr: int, onpromotion: bool, prediction: float,
-    model_version: str, run_id: str, latency_ms: float, at: float | None = None,
+    *, prediction: float, model_version: str, run_id: str, latency_ms: float, at: float | None = None,
+    problem: str | None = None, **fields: Any,
 ) -> dict[str, Any]:
-    """One prediction event (schema above); `at` defaults to now."""
-    return {
+    """One prediction event (schema above): the problem's `fields` in the order given; `at` defaults
+    to now. Without `problem` (events written before issue 15) the event has no problem field."""
+    head: dict[str, Any] = {
         "@timestamp": iso_utc(time.time() if at is None else at),
         "schema_version": SCHEMA_VERSION,
         "event": "prediction",
-        "date": date,
-        "item_nbr": item_nbr,
-        "item_name": item_name,
-        "store_nbr": store_nbr,
-        "onpromotion": onpromotion,
-        "prediction": prediction,
-        "model_version": model_version,
-        "run_id": run_id,
-        "latency_ms": latency_ms,
     }
+    if problem is not None:
+        head["problem"] = problem
+    return {**head, **fields, "prediction": prediction, "model_version": model_version, "run_id": run_id,
+            "latency_ms": latency_ms}
 
 
 class EventSink(Protocol):

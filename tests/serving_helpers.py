@@ -27,7 +27,7 @@ MILK = {"date": "2016-08-01", "item_nbr": 99197, "store_nbr": 47, "onpromotion":
 # The prediction event schema (cd4ml/events.py), written out independently.
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 SCHEMA = {
-    "@timestamp": str, "schema_version": int, "event": str, "date": str, "item_nbr": int, "item_name": str,
+    "@timestamp": str, "schema_version": int, "event": str, "problem": str, "date": str, "item_nbr": int, "item_name": str,
     "store_nbr": int, "onpromotion": bool, "prediction": float, "model_version": str, "run_id": str,
     "latency_ms": float,
 }
@@ -35,8 +35,8 @@ SCHEMA = {
 
 def an_event(**changes) -> dict:
     """A prediction event of Milk, with `changes`."""
-    fields = dict(date="2016-08-01", item_nbr=99197, item_name="Milk", store_nbr=47, onpromotion=False,
-                  prediction=31.868488998671857, model_version="3", run_id="abc", latency_ms=0.25)
+    fields = dict(problem="favorita", date="2016-08-01", item_nbr=99197, item_name="Milk", store_nbr=47,
+                  onpromotion=False, prediction=31.868488998671857, model_version="3", run_id="abc", latency_ms=0.25)
     fields.update(changes)
     return prediction_event(**fields)
 

@@ -1,6 +1,7 @@
 """Live accuracy: actual sales joined to what production forecast for them. Pure.
 
-The join key is (date, item_nbr, store_nbr). When production answered the same key several
+The join key is the problem's (its Serving.join_key: Favorita's (date, item_nbr, store_nbr), the
+houses problem's (sale_id,)); Actuals carry it. When production answered the same key several
 times, the **latest** forecast (by @timestamp) is the one scored: it is what production said
 last before the day, what a planner would have acted on. Every event of a key with actuals is
 still counted (`matched_events`), and the keys forecast more than once are counted too.
@@ -13,46 +14,57 @@ and the model was trained on recorded sales only, as its validation was.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from cd4ml.metrics import evaluate
 
-Key = tuple[str, int, int]  # (date YYYY-MM-DD, item_nbr, store_nbr)
+Key = tuple  # the values of the join key's fields, e.g. (date YYYY-MM-DD, item_nbr, store_nbr)
 
 
 @dataclass(frozen=True)
 class Actual:
-    sales: float  # unit sales, returns clipped to zero (as the pipeline's target)
-    perishable: bool  # NWRMSLE weighs perishable rows 1.25
+    sales: float  # the actual target (Favorita: unit sales, returns clipped to zero, as the pipeline's target)
+    perishable: bool  # the metric weight flag (NWRMSLE weighs perishable rows 1.25)
 
 
-def actuals_by_key(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, Actual], int]:
-    """Processed sales rows by key; a key given twice keeps its first row. Returns (actuals, repeated)."""
-    found: dict[Key, Actual] = {}
+class Actuals(dict):
+    """Actual outcomes by key; join_key: the event fields the keys are made of, in order."""
+
+    def __init__(self, join_key: Sequence[str], found: Mapping[Key, Actual] | None = None) -> None:
+        super().__init__(found or {})
+        self.join_key = tuple(join_key)
+
+
+def actuals_by_key(rows: Iterable[Mapping[str, Any]], join_key: Sequence[str],
+                   actual_of: Callable[[Mapping[str, Any]], tuple[Key, float, bool]]) -> tuple[Actuals, int]:
+    """Processed rows by key (actual_of(row): key, target, weight flag, from the problem's Serving);
+    a key given twice keeps its first row. Returns (actuals, repeated)."""
+    found = Actuals(join_key)
     repeated = 0
     for row in rows:
-        key = (row["date"].isoformat(), row["item_nbr"], row["store_nbr"])
+        key, target, flag = actual_of(row)
         if key in found:
             repeated += 1
             continue
-        found[key] = Actual(float(row["unit_sales"]), bool(row["perishable"]))
+        found[key] = Actual(float(target), bool(flag))
     return found, repeated
 
 
 class LatestForecasts:
     """The latest forecast of every key that has actuals, from a stream of checked events."""
 
-    def __init__(self, keys: Mapping[Key, Any]) -> None:
+    def __init__(self, keys: Actuals) -> None:
         self.keys = keys
+        self.join_key = keys.join_key  # kept: a part's process replaces keys with {} before sending back
         self.latest: dict[Key, tuple[str, float, str]] = {}  # key -> (@timestamp, forecast, model_version)
         self.matched_events = 0  # events whose key has actuals
         self.unmatched_events = 0
 
     def add(self, event: Mapping[str, Any]) -> None:
         """One event (the reference; add_columns is the same, faster)."""
-        key = (event["date"], event["item_nbr"], event["store_nbr"])
+        key = tuple(event[name] for name in self.join_key)
         if key not in self.keys:
             self.unmatched_events += 1
             return
@@ -64,14 +76,14 @@ class LatestForecasts:
 
     def add_columns(self, batch: Mapping[str, Sequence[Any]]) -> None:
         """A batch of events as columns (events_source.Columns)."""
-        total = len(batch["date"])
+        total = len(batch["@timestamp"])
         if not self.keys:
             self.unmatched_events += total
             return
         keys, latest = self.keys, self.latest
         matched = 0
         for key, stamp, forecast, version in zip(
-            zip(batch["date"], batch["item_nbr"], batch["store_nbr"]),
+            zip(*(batch[name] for name in self.join_key)),
             batch["@timestamp"], batch["prediction"], batch["model_version"],
         ):
             if key in keys:
@@ -116,6 +128,8 @@ def live_accuracy(actuals: Mapping[Key, Actual], forecasts: LatestForecasts) -> 
     predicted = np.array([forecasts.latest[k][1] for k in keys], dtype=float)
     perishable = np.array([actuals[k].perishable for k in keys])
     result["metrics"] = evaluate(actual, predicted, perishable)
+    if forecasts.join_key[:1] != ("date",):
+        return result  # the chart of totals per date needs keys that start with the date
     per_date: dict[str, list[float]] = {}
     for key, a, p in zip(keys, actual, predicted):
         totals = per_date.setdefault(key[0], [0.0, 0.0, 0])

@@ -19,8 +19,10 @@ class ElasticsearchEvents:
     ServiceUnreachable (exit 3).
     """
 
-    def __init__(self, client: Any, index: str, page_size: int = 5000, keep_alive: str = "2m", url: str = "") -> None:
+    def __init__(self, client: Any, index: str, page_size: int = 5000, keep_alive: str = "2m", url: str = "",
+                 problem: str | None = None) -> None:
         self.client = client
+        self.problem = problem  # keep only this problem's events
         self.index = index
         self.page_size = page_size
         self.keep_alive = keep_alive
@@ -30,7 +32,7 @@ class ElasticsearchEvents:
         self.requests = 0
 
     def batches(self, window: Window) -> Iterator[Columns]:
-        check = EventCheck(window)
+        check = EventCheck(window, self.problem)
         pit = self._call(self.client.open_point_in_time, index=self.index, keep_alive=self.keep_alive)["id"]
         try:
             after = None

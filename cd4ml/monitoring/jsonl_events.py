@@ -10,6 +10,7 @@ import json
 import re
 from collections import Counter
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -35,8 +36,10 @@ class JsonlEvents:
     begins at a line start (see parts()).
     """
 
-    def __init__(self, path: Path, tail_bytes: int | None = None, start: int = 0, end: int | None = None) -> None:
+    def __init__(self, path: Path, tail_bytes: int | None = None, start: int = 0, end: int | None = None,
+                 problem: str | None = None) -> None:
         self.path = Path(path)
+        self.problem = problem  # keep only this problem's events (a server of several logs all theirs here)
         self.tail_bytes = tail_bytes
         self.start, self.end = start, end
         self.description = f"jsonl {self.path}"
@@ -58,10 +61,10 @@ class JsonlEvents:
                 file.readline()  # to the start of the next line
                 cuts.append(min(file.tell(), size))
         cuts.append(size)
-        return [JsonlEvents(self.path, start=a, end=b) for a, b in zip(cuts, cuts[1:])]
+        return [JsonlEvents(self.path, start=a, end=b, problem=self.problem) for a, b in zip(cuts, cuts[1:])]
 
     def batches(self, window: Window) -> Iterator[Columns]:
-        check = EventCheck(window)
+        check = EventCheck(window, self.problem)
         since, until = check.since.encode(), check.until.encode()
         try:
             file = self.path.open("rb")
@@ -113,14 +116,20 @@ class JsonlEvents:
 _TEXT = r'"([^"\\\x00-\x1f]*)"'
 _INT = r"(-?(?:0|[1-9][0-9]*))"
 _NUMBER = r"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
-_OUR_LINE = re.compile(
+_LAYOUT = (
     r'^\{"@timestamp": "([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)", '
-    r'"schema_version": 1, "event": "prediction", "date": "([0-9]{4}-[0-9]{2}-[0-9]{2})", '
+    r'"schema_version": 1, "event": "prediction", (?:"problem": "PROBLEM", )?"date": "([0-9]{4}-[0-9]{2}-[0-9]{2})", '
     r'"item_nbr": ' + _INT + r', "item_name": ' + _TEXT + r', "store_nbr": ' + _INT + r', '
     r'"onpromotion": (?:true|false), "prediction": ' + _NUMBER + r', "model_version": ' + _TEXT + r', '
-    r'"run_id": ' + _TEXT + r', "latency_ms": ' + _NUMBER + r'\}$',
-    re.MULTILINE,
+    r'"run_id": ' + _TEXT + r', "latency_ms": ' + _NUMBER + r'\}$'
 )
+
+
+@lru_cache(maxsize=8)
+def our_line(problem: str | None) -> re.Pattern:
+    """The layout of one line, naming `problem` or no problem (written before issue 15; None: any)."""
+    name = r'[^"\\\x00-\x1f]*' if problem is None else re.escape(problem)
+    return re.compile(_LAYOUT.replace("PROBLEM", name), re.MULTILINE)
 
 
 def _our_layout(body: bytes, check: EventCheck, since: bytes, until: bytes) -> Columns | None:
@@ -135,7 +144,7 @@ def _our_layout(body: bytes, check: EventCheck, since: bytes, until: bytes) -> C
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    found = _OUR_LINE.findall(text)
+    found = our_line(check.monitored).findall(text)
     if len(found) != body.count(b"\n"):
         return None
     stamps, dates, items, names, stores, forecasts, versions, runs, latencies = zip(*found)  # tuples will do

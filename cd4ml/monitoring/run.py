@@ -26,7 +26,7 @@ from cd4ml import tracking, tracking_process
 from cd4ml.config import DataSettings, Settings
 from cd4ml.errors import Cd4mlError, ConfigError, DataError, ServiceUnreachable
 from cd4ml.monitoring import report as reports
-from cd4ml.monitoring.accuracy import Actual, Key, LatestForecasts, actuals_by_key, live_accuracy, merge_latest
+from cd4ml.monitoring.accuracy import Actual, Actuals, Key, LatestForecasts, actuals_by_key, live_accuracy, merge_latest
 from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.elasticsearch_client import elasticsearch_client
 from cd4ml.monitoring.elasticsearch_events import ElasticsearchEvents
@@ -64,7 +64,7 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
         raise ConfigError("--events names a JSONL log; it does not go with --source elasticsearch.",
                           "Leave out one of them.")
     if name == "jsonl":
-        return JsonlEvents(events_path or settings.paths.prediction_log)
+        return JsonlEvents(events_path or settings.paths.prediction_log, problem=settings.problem)
     found = settings.monitoring
     if not found.elasticsearch_url:
         raise ConfigError(
@@ -73,11 +73,11 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
             "Set it, e.g. CD4ML_ELASTICSEARCH_URL=http://localhost:9200, or use --source jsonl.",
         )
     client = elasticsearch_client(found.elasticsearch_url, found.elasticsearch_user, found.elasticsearch_password)
-    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url)
+    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url, problem=settings.problem)
 
 
 def gather(
-    source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None = None, pause_gc: bool = True,
+    source: EventSource, window: Window, actuals: Actuals | None = None, pause_gc: bool = True,
     processes: int = 1, min_part_bytes: int = MIN_PART_BYTES,
 ) -> tuple[EventStats, LatestForecasts | None]:
     """One pass over the events in the window: aggregates, and the join with the actuals.
@@ -126,7 +126,7 @@ def pass_processes() -> int:
 
 
 def _one_pass(
-    source: EventSource, window: Window, actuals: Mapping[Key, Actual] | None, pause_gc: bool,
+    source: EventSource, window: Window, actuals: Actuals | None, pause_gc: bool,
 ) -> tuple[EventStats, LatestForecasts | None]:
     stats = EventStats()
     joined = LatestForecasts(actuals) if actuals is not None else None
@@ -170,7 +170,7 @@ def _part_result(conn, process) -> tuple[EventStats, LatestForecasts | None, dic
     return reply[1], reply[2], reply[3]
 
 
-def read_actuals(settings: Settings, path: Path) -> tuple[dict[Key, Actual], int]:
+def read_actuals(settings: Settings, path: Path) -> tuple[Actuals, int]:
     """Actual sales from a data drop in either layout (workshop CSV or Kaggle folder), through the
     problem's own readers and processing; returns (actuals by key, keys given twice)."""
     from cd4ml.problems import get_problem
@@ -178,7 +178,7 @@ def read_actuals(settings: Settings, path: Path) -> tuple[dict[Key, Actual], int
     problem = get_problem(settings.problem)
     data = DataSettings(source=Path(path), items=None, stores=None, max_bad_rows=settings.data.max_bad_rows)
     source = problem.open(data)
-    actuals, repeated = actuals_by_key(problem.rows(source, data))
+    actuals, repeated = actuals_by_key(problem.rows(source, data), problem.serving.join_key, problem.serving.actual)
     if not actuals:
         raise DataError(f"{path} holds no sales rows", "Point --actuals at a data drop with sales in it.")
     return actuals, repeated

@@ -143,8 +143,8 @@ def _prepared(settings: Settings, problem: Problem, source: Any, table: Table, t
     """What the row path records: validation rows, training profile, the model, three plots."""
     train = ~trained.valid  # what monitoring compares live events with (docs/monitoring.md)
     profile = profile_bytes(training_profile(
-        table.inputs["item_nbr"].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
-    )) if "item_nbr" in table.inputs else None  # issue 15a: a problem without items has no profile until 15b's hook
+        table.inputs[problem.drift_key].to_numpy()[train], table.dates[train], table.target[train], trained.predicted,
+    ))
     example = table.inputs.loc[trained.valid, list(problem.request_columns)].head(5)
     return Prepared(
         metrics=trained.metrics,

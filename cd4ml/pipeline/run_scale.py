@@ -236,9 +236,8 @@ def _profile(scanned: scale.Scanned, partitions: Any, predicted: np.ndarray) -> 
     from cd4ml.monitoring.profile import profile_bytes, training_profile
 
     sample = scanned.sample
-    items = partitions.items.numbers[sample["cell"] % len(partitions.items.numbers)]
     dates = sample["day"].astype("datetime64[D]")
-    return profile_bytes(training_profile(items, dates, sample["target"], predicted))
+    return profile_bytes(training_profile(partitions.drift_keys(sample), dates, sample["target"], predicted))
 
 
 def _plots(scanned: scale.Scanned, trained: scale.TrainedAtScale, seed: int) -> dict[str, Callable[[], Any]]:

@@ -1,14 +1,18 @@
 """The seam between the machinery (pipeline, tracking, serving) and a forecasting problem.
 
 A problem knows its data (readers), its rows (process, filter), its features and its naive
-baseline. The machinery knows none of that: it asks the problem through this interface, so a
-second problem (the workshop's Zillow house prices: cd4ml/problems/houses) is a new package here,
-one line in get_problem and its defaults in cd4ml/config.py PROBLEM_DEFAULTS.
+baseline; for the server and monitoring, its Serving (request, form, events, join key; see the
+"serving and monitoring" block below). The machinery knows none of that: it asks the problem
+through this interface, so a second problem (the workshop's Zillow house prices:
+cd4ml/problems/houses) is a new package here, one line in known_problems() and its defaults in
+cd4ml/config.py (PROBLEM_DEFAULTS, PROBLEM_PARAMS), with no change to the pipeline, tracking or
+serving code; a problem outside the package registers itself (register_problem).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
@@ -91,6 +95,9 @@ class ScaleData(Protocol):
     def expected(self, ids: np.ndarray) -> np.ndarray | None:
         """The problem's expected() in bounded memory."""
 
+    def drift_keys(self, frame: dict) -> np.ndarray:
+        """The problem's drift_key of rows in compact columns, for the training profile."""
+
 
 class ScaleProblem(Problem, Protocol):
     """A problem that can also take the scale path: one method more."""
@@ -99,12 +106,101 @@ class ScaleProblem(Problem, Protocol):
         """The data in partitions, and what the scale path asks of its rows."""
 
 
-def get_problem(name: str) -> Problem:
-    """The problem called `name` in params.toml."""
+# --- serving and monitoring (issue 15b): what the server, the events and monitoring ask a problem ---
+#
+# A problem's `serving` attribute is a Serving: the request it answers (fields, checks), the form
+# and OpenAPI document it shows, the event fields it records and the key live accuracy joins on.
+# `drift_key` names the column of Table.inputs whose shares monitoring's drift compares.
+
+class Serving(Protocol):
+    problem: str  # the problem's name, in every prediction event and in its URLs (/<problem>/...)
+    title: str  # what the index page calls it
+    fields: tuple[str, ...]  # the query parameters of one forecast request
+    event_fields: tuple[str, ...]  # the problem's fields in a prediction event (schema in cd4ml/events.py)
+    event_types: dict[str, str]  # each event field's Elasticsearch family: keyword, number, boolean, date
+    join_key: tuple[str, ...]  # the event fields live accuracy joins actual outcomes on
+    form_template: str  # the form page's template (cd4ml/serving/templates/; form.html shows form_fields)
+    heading: str  # the form page's heading
+    example: str  # a query string that works against the workshop data, for messages
+
+    def facts(self, model: Any, catalogue: Any) -> Any:
+        """What the problem derives once from a loaded model (the form's choices, a forecast cache)."""
+
+    def parse(self, args: Any, loaded: Any, strict: bool) -> Any:
+        """The checked request; raises cd4ml.request_fields.BadInput naming the field."""
+
+    def answer(self, loaded: Any, request: Any) -> dict[str, Any]:
+        """The forecast: {"prediction": ..., and the request's fields}, for the API and the event."""
+
+    def asked(self, args: Any) -> bool:
+        """Whether the page's query asks for a forecast (else the page shows the empty form)."""
+
+    def form_values(self, args: Any, loaded: Any) -> dict[str, Any]:
+        """What the form template shows: {"values": the user's, else the defaults, ...}; form.html
+        also takes "form_fields": [{name, label, kind, choices, min, max, step}]."""
+
+    def shown(self, prediction: float) -> str:
+        """A forecast as the page shows it ("12.5 units", "$412,000")."""
+
+    def openapi(self) -> str:
+        """The OpenAPI 3 document (JSON text) of this problem's API."""
+
+    def actual(self, row: Any) -> tuple[tuple, float, bool]:
+        """A processed data row as live accuracy joins it: (its join_key values, target, weight flag)."""
+
+
+class ServedProblem(Problem, Protocol):
+    """A problem the server answers and monitoring watches: two attributes more (see above)."""
+
+    serving: Serving
+    drift_key: str  # the column of Table.inputs (integer categories) whose shares drift compares
+
+    def add_actuals(self, actuals: Path, target: Path) -> Any:
+        """`feedback`: append a drop of arrived actual outcomes to the training data; what was added."""
+
+
+_REGISTERED: dict[str, Callable[[], Problem]] = {}
+_REGISTERED_PARAMS: dict[str, Path] = {}
+
+
+def register_problem(name: str, factory: Callable[[], Problem], params: Path | None = None) -> None:
+    """Make get_problem(name) build factory(): for problems outside this package (e.g. a test's).
+    A module named in CD4ML_EXTRA_PROBLEMS calls this when imported, in every process.
+    params: the problem's params file, for `serve` to find its registered model."""
+    _REGISTERED[name] = factory
+    if params is not None:
+        _REGISTERED_PARAMS[name] = Path(params)
+
+
+def problem_params() -> dict[str, Path]:
+    """The params file of each known problem (config.PROBLEM_PARAMS, then the registered ones)."""
+    from cd4ml.config import PROBLEM_PARAMS, ROOT
+
+    known = known_problems()
+    found = {name: ROOT / path for name, path in PROBLEM_PARAMS.items() if name in known}
+    return {**found, **_REGISTERED_PARAMS}
+
+
+def known_problems() -> dict[str, Callable[[], Problem]]:
+    """Every problem get_problem can build: the built-in ones, then the registered ones."""
+    import importlib
+
+    from cd4ml.config import extra_problem_modules
     from cd4ml.problems.favorita.problem import FavoritaProblem
     from cd4ml.problems.houses.problem import HousesProblem
 
-    problems: dict[str, Callable[[], Problem]] = {"favorita": FavoritaProblem, "houses": HousesProblem}
+    for module in extra_problem_modules():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"CD4ML_EXTRA_PROBLEMS names the module {module!r}, which cannot be imported: {err}",
+                              "Give importable module names, comma-separated, or unset CD4ML_EXTRA_PROBLEMS.") from None
+    return {"favorita": FavoritaProblem, "houses": HousesProblem, **_REGISTERED}
+
+
+def get_problem(name: str) -> Problem:
+    """The problem called `name` in params.toml."""
+    problems = known_problems()
     if name not in problems:
         raise ConfigError(f"params.toml problem must be one of {', '.join(problems)}; got {name!r}.")
     return problems[name]()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hmac
 import os
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 from cd4ml.serving.forecast import BadInput, forecast, parse_forecast_request, record
-from cd4ml.serving.services import no_model_message, services
+from cd4ml.serving.model_store import default_serving
+from cd4ml.serving.services import no_model_message, problem_store, services
 
 bp = Blueprint("api", __name__)
 
@@ -29,23 +28,23 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 
 @bp.get("/prediction")
 def prediction() -> Any:
-    found = services()
-    model = found.store.current  # read once: this request uses this model only
+    found, store = services(), problem_store()
+    model = store.current  # read once: this request uses this model only
     if model is None:
-        return _error(503, no_model_message(found.store))
+        return _error(503, no_model_message(store))
     try:
         req = parse_forecast_request(request.args, model)
     except BadInput as err:
         return _error(400, err.message, err.field)
     answer = forecast(model, req)
     response = jsonify(answer)
-    record(found.sink, answer)
+    record(found.sink, answer, model)
     return response
 
 
 @bp.get("/health")
 def health() -> Any:
-    store = services().store
+    store = problem_store()
     model = store.current
     if model is None:
         response = jsonify(status="not ready", reason=no_model_message(store))
@@ -57,7 +56,7 @@ def health() -> Any:
 @bp.get("/version")
 def version() -> Any:
     found = services()
-    status = found.store.status
+    status = problem_store().status
     return jsonify(
         app_version=current_app.config["APP_VERSION"],
         model_version=status.pop("version"),
@@ -69,7 +68,7 @@ def version() -> Any:
 
 @bp.get("/items")
 def items() -> Any:
-    store = services().store
+    store = problem_store()
     model = store.current
     if model is None:
         return _error(503, no_model_message(store))
@@ -78,13 +77,14 @@ def items() -> Any:
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return current_app.response_class(openapi_document(), mimetype="application/json")
+    current = problem_store().current
+    document = (current.serving if current is not None else default_serving()).openapi()
+    return current_app.response_class(document, mimetype="application/json")
 
 
-@cache
 def openapi_document() -> str:
-    """The OpenAPI 3 description of this server (cd4ml/serving/openapi.json), read at the first request."""
-    return Path(__file__).with_name("openapi.json").read_text(encoding="utf-8")
+    """The OpenAPI 3 description of the default problem's API (its Serving.openapi())."""
+    return default_serving().openapi()
 
 
 @bp.post("/reload")
@@ -98,9 +98,10 @@ def reload() -> Any:
                           "Authorization")
         response.headers["WWW-Authenticate"] = 'Bearer realm="cd4ml"'
         return response
-    swapped = found.store.refresh()
-    found.store.nudge()  # and the other workers of this server
-    status = found.store.status
+    store = problem_store()
+    swapped = store.refresh()
+    store.nudge()  # and the other workers of this server
+    status = store.status
     if status["last_error"]:
         return _error(503, f"Could not check the registry: {status['last_error']}", None, swapped=False, **status)
     return jsonify(swapped=swapped, **status)

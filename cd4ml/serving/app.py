@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Mapping
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import cd4ml
 from cd4ml.config import ServingSettings
 from cd4ml.events import EventSink
 from cd4ml.serving import api, monitoring, web
-from cd4ml.serving.model_store import ModelStore
+from cd4ml.serving.model_store import ModelStore, default_serving
 from cd4ml.serving.services import STARTED, Services
 
 MAX_BODY_BYTES = 16 * 1024  # no endpoint takes a body worth more: no model files, no pickles
@@ -36,18 +36,26 @@ SECURITY_HEADERS = {
 
 
 def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, reports: Any = None,
-               counts: Any = None) -> Flask:
+               counts: Any = None, problems: Mapping[str, ModelStore] | None = None) -> Flask:
     """The model server: the forecast page at /, the JSON API beside it. reports: where /monitoring
     finds the latest monitoring report when the sink writes no local log (serving.reports); counts:
-    the event counts of all the server's workers, for /version (serving.worker_counts)."""
+    the event counts of all the server's workers, for /version (serving.worker_counts); problems:
+    every problem served, by name, `store` (the default problem's, at today's routes) among them:
+    each also answers at /<problem>/ and /<problem>/prediction etc. (docs/serving.md)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep the documented field order
     app.extensions["cd4ml"] = Services(store=store, sink=sink, admin_token=serving.admin_token, reports=reports,
-                                        counts=counts)
+                                        counts=counts, problems=dict(problems or {}))
     app.config["APP_VERSION"] = cd4ml.__version__
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
+    if problems:
+        prefix = f"/<any({', '.join(problems)}):problem>"
+        app.register_blueprint(api.bp, url_prefix=prefix, name="problem_api")
+        app.register_blueprint(web.bp, url_prefix=prefix, name="problem_web")
+        app.url_value_preprocessor(_problem_from_url)
+        app.url_defaults(_problem_into_url)
     app.register_blueprint(monitoring.bp)
     app.before_request(_refuse_large_bodies)
     app.after_request(_security_headers)
@@ -55,6 +63,16 @@ def create_app(serving: ServingSettings, store: ModelStore, sink: EventSink, rep
     app.register_error_handler(Exception, _unexpected_error)
     app.wsgi_app = _stamped(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def _problem_from_url(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    g.problem = values.pop("problem", None) if values else None
+
+
+def _problem_into_url(endpoint: str, values: dict[str, Any]) -> None:
+    """url_for('.index') on a /<problem>/ page stays on that problem's routes."""
+    if "problem" not in values and g.get("problem") and current_app.url_map.is_endpoint_expecting(endpoint, "problem"):
+        values["problem"] = g.problem
 
 
 def _stamped(wsgi_app: Any) -> Any:
@@ -70,7 +88,8 @@ def close_services(app: Flask, timeout: float = 5.0) -> None:
     """Stop polling, flush the prediction events and log how many were sent and dropped (at worker exit)."""
     found: Services | None = app.extensions.get("cd4ml")
     if found is not None:
-        found.store.stop(timeout)
+        for store in {id(s): s for s in (found.store, *found.problems.values())}.values():
+            store.stop(timeout)
         found.sink.close(timeout)
         if found.counts is not None:
             found.counts.stop()  # its last counts, for the siblings' /version
@@ -97,7 +116,7 @@ def _security_headers(response: Any) -> Any:
 
 def _http_error(err: HTTPException) -> Any:
     messages = {
-        404: f"There is nothing at {request.path}. Try GET /prediction?date=2016-08-01&item_nbr=99197, "
+        404: f"There is nothing at {request.path}. Try GET /prediction?{_example()}, "
              "/health, /version, /items or the page at /.",
         405: f"{request.method} is not allowed on {request.path}; "
              f"use {' or '.join(sorted(getattr(err, 'valid_methods', None) or ['another method']))}.",
@@ -109,6 +128,12 @@ def _http_error(err: HTTPException) -> Any:
     if allow:
         response.headers["Allow"] = allow
     return response
+
+
+def _example() -> str:
+    """A query that works against the default problem's model, for the 404 message."""
+    current = current_app.extensions["cd4ml"].store.current
+    return (current.serving if current is not None else default_serving()).example
 
 
 def _unexpected_error(err: Exception) -> Any:

@@ -19,7 +19,8 @@ from cd4ml.serving.model_store import ModelStore
 from cd4ml.serving.reports import mlflow_report_cache
 from cd4ml.serving.worker_counts import WorkerCounts
 
-StoreFactory = Callable[[], ModelStore]
+# One store (the default problem's) or every problem's by name, the default problem's among them.
+StoreFactory = Callable[[], "ModelStore | Mapping[str, ModelStore]"]
 
 
 class ForecastServer(BaseApplication):
@@ -54,14 +55,17 @@ class ForecastServer(BaseApplication):
         """
         # One request predicts one row: OpenMP threads only add start-up and contention.
         threadpool_limits(limits=1)
-        store = self.store_factory()
+        made = self.store_factory()
+        stores = dict(made) if isinstance(made, Mapping) else {self.settings.problem: made}
+        store = stores[self.settings.problem]
         sink = make_sink(self.settings.serving, self.settings.paths)
         # No local event log (fluentd): /monitoring shows the latest report `monitor` logged to MLflow.
         reports = mlflow_report_cache(self.settings) if getattr(sink, "path", None) is None else None
         counts = WorkerCounts(self.settings.paths.worker_counts(self.settings.serving.port), sink.stats)
-        app = create_app(self.settings.serving, store, sink, reports, counts)
-        store.refresh()  # before this worker accepts a request: ready at once if production has a model
-        store.start()
+        app = create_app(self.settings.serving, store, sink, reports, counts, stores if len(stores) > 1 else None)
+        for each in stores.values():
+            each.refresh()  # before this worker accepts a request: ready at once if production has a model
+            each.start()
         counts.start()
         if reports is not None:
             reports.start()  # in its own thread: a slow MLflow never delays the first request
@@ -78,7 +82,8 @@ def serve(settings: Settings, store_factory: StoreFactory, options: Mapping[str,
     """Run gunicorn until it is stopped (SIGTERM/SIGINT); returns its exit code.
 
     store_factory() is called once in each worker, e.g.
-    `lambda: ModelStore(registry_fetch, settings.serving.poll_seconds)`.
+    `lambda: ModelStore(registry_fetch, settings.serving.poll_seconds)`, or returns every problem's
+    store by name (settings.problem's among them: it answers at today's routes).
     options: extra gunicorn settings (e.g. {"accesslog": "-"}).
     """
     if not logging.getLogger().handlers:

@@ -12,112 +12,54 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from cd4ml.errors import Cd4mlError
 from cd4ml.events import iso_utc
-from cd4ml.problems.favorita.schema import WORKSHOP_STORE
 from cd4ml.serving.poller import Poller
 
-# Forecasts are deterministic per model, so repeated questions are answered from a small cache
-# that lives and dies with its LoadedModel: a swap starts with an empty cache, no key can leak
-# across versions. 8,192 entries of (date, item, store, promo) -> float cost about 1.5 MB.
-PREDICTION_CACHE_SIZE = 8192
 # How often a worker looks at the nudge file that POST /reload on a sibling worker touches.
 NUDGE_CHECK_SECONDS = 0.25
-# The largest forecast grid precomputed at load (items x stores x days x promotion); about 40 ms
-# per 10,000 cells, once per model version.
-GRID_MAX_CELLS = 20_000
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One registry version, loaded and ready to answer."""
+    """One registry version, loaded and ready to answer, with what its problem derives from it.
+
+    serving: the problem's Serving (cd4ml.problems), by default that of the default problem;
+    facts: serving.facts(model, catalogue), once at load. A problem's facts are read as attributes
+    of the loaded model too (Favorita's `loaded.stores`, `loaded.items`, `loaded.predict_one`).
+    """
 
     version: str  # registry version number as text, e.g. "3"
     run_id: str
     git_commit: str
     model: Any  # the fitted sklearn Pipeline
-    catalogue: Mapping[int, Mapping[str, Any]]  # from model.named_steps["features"].catalogue
-    loaded_at: float  # time.time()
-    stores: frozenset[int] = field(init=False, compare=False)  # stores the encoder has seen
-    default_store: int | None = field(init=False, compare=False)  # what a request may leave out
-    items: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
-    period: tuple[str, str] | None = field(init=False, compare=False)  # first and last day of its data, ISO
-    predict_one: Callable[[str, int, int, bool], float] = field(init=False, repr=False, compare=False)
+    catalogue: Any = None  # what the problem's facts start from when the model does not say (or None)
+    loaded_at: float = 0.0  # time.time()
+    serving: Any = field(default=None, repr=False, compare=False)
+    facts: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "stores", known_stores(self.model))
-        set_(self, "default_store", default_store(self.stores))
-        period = getattr(getattr(self.model, "named_steps", {}).get("features"), "period", None)
-        set_(self, "period", tuple(period) if period else None)
-        set_(self, "items", tuple(sorted(
-            ({"item_nbr": int(item), "name": str(facts.get("name", item)), "family": str(facts.get("family", ""))}
-             for item, facts in self.catalogue.items()),
-            key=lambda row: (row["name"].startswith("Item "), row["name"].lower(), row["item_nbr"]),
-        )))
-        grid = forecast_grid(self.model, self.catalogue, self.stores)
-        set_(self, "predict_one", _cached_predictor(self.model, PREDICTION_CACHE_SIZE, grid))
+        serving = self.serving if self.serving is not None else default_serving()
+        object.__setattr__(self, "serving", serving)
+        object.__setattr__(self, "facts", serving.facts(self.model, self.catalogue))
+        if self.catalogue is None:
+            object.__setattr__(self, "catalogue", getattr(self.facts, "catalogue", None))
+
+    def __getattr__(self, name: str) -> Any:  # only for names the dataclass lacks: the problem's facts
+        if name == "facts":
+            raise AttributeError(name)
+        return getattr(self.facts, name)
 
 
-def default_store(stores: frozenset[int]) -> int | None:
-    """The store a request may leave out: the only one known, else the workshop's store 47 if known
-    (or if the model cannot tell), else none: the request must name one."""
-    if len(stores) == 1:
-        return next(iter(stores))
-    if not stores or WORKSHOP_STORE in stores:
-        return WORKSHOP_STORE
-    return None
+def default_serving() -> Any:
+    """The Serving of params.toml's default problem."""
+    from cd4ml.config import DEFAULTS
+    from cd4ml.problems import get_problem
 
-
-def known_stores(model: Any) -> frozenset[int]:
-    """The store numbers the model's DictVectorizer saw in training (empty when it cannot tell)."""
-    steps = getattr(model, "named_steps", {})
-    vocabulary = getattr(steps.get("encode"), "vocabulary_", None) or {}
-    found = set()
-    for name in vocabulary:
-        prefix, _, value = str(name).partition("=")
-        if prefix == "store_nbr" and value.isdigit():
-            found.add(int(value))
-    return frozenset(found)
-
-
-def forecast_grid(model: Any, catalogue: Mapping[int, Any], stores: frozenset[int]) -> dict[tuple, float]:
-    """Every forecast of the model's products and stores, with and without promotion, from the
-    first day of its data to a year after the last, predicted in one batch when a model is
-    loaded: a request in that range is a dictionary lookup. Empty when the grid would exceed
-    GRID_MAX_CELLS (then requests use the model, memoised) or the model does not know its period."""
-    period = getattr(getattr(model, "named_steps", {}).get("features"), "period", None)
-    if not period or not stores:
-        return {}
-    first, last = date.fromisoformat(period[0]), date.fromisoformat(period[1]) + timedelta(days=365)
-    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-    if len(days) * len(catalogue) * len(stores) * 2 > GRID_MAX_CELLS:
-        return {}
-    keys = [(day, int(item), store, promo) for item in catalogue for store in sorted(stores)
-            for promo in (False, True) for day in days]
-    requests = [{"date": d, "item_nbr": i, "store_nbr": s, "onpromotion": p} for d, i, s, p in keys]
-    return dict(zip(keys, map(float, model.predict(requests))))
-
-
-def _cached_predictor(model: Any, size: int, grid: Mapping[tuple, float]) -> Callable[[str, int, int, bool], float]:
-    """A forecast from the precomputed grid, else model.predict on one request dict, memoised;
-    the cache holds the model, not the LoadedModel."""
-
-    @lru_cache(maxsize=size)
-    def from_model(day: str, item_nbr: int, store_nbr: int, onpromotion: bool) -> float:
-        request = {"date": day, "item_nbr": item_nbr, "store_nbr": store_nbr, "onpromotion": onpromotion}
-        return float(model.predict([request])[0])
-
-    def predict_one(day: str, item_nbr: int, store_nbr: int, onpromotion: bool) -> float:
-        found = grid.get((day, item_nbr, store_nbr, onpromotion))
-        return found if found is not None else from_model(day, item_nbr, store_nbr, onpromotion)
-
-    return predict_one
+    return get_problem(DEFAULTS["problem"]).serving
 
 
 class ModelStore:

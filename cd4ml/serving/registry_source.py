@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from cd4ml import registry
 from cd4ml.config import TrackingSettings
@@ -11,11 +11,12 @@ from cd4ml.serving.model_store import LoadedModel
 
 
 def production_fetcher(
-    tracking: TrackingSettings, allowed_types: Iterable[str]
+    tracking: TrackingSettings, allowed_types: Iterable[str], serving: Any = None,
 ) -> Callable[[str | None], LoadedModel | None]:
     """fetch(current_version) for a ModelStore: the production version when it is another one
     than current_version, None when unchanged or when nothing is deployed yet. Raises when the registry cannot be reached or the
-    version cannot be loaded, so the store keeps what it has and reports why."""
+    version cannot be loaded, so the store keeps what it has and reports why. serving: the problem's
+    Serving (cd4ml.problems), which derives what it needs from the loaded model."""
     allowed = tuple(allowed_types)
     name = tracking.registered_model
     clients: list = []
@@ -34,8 +35,8 @@ def production_fetcher(
             run_id=version.run_id,
             git_commit=version.tags.get("git.commit", ""),
             model=model,
-            catalogue=model.named_steps["features"].catalogue,
             loaded_at=time.time(),
+            serving=serving,
         )
 
     return fetch

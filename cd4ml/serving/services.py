@@ -6,10 +6,10 @@ read it with services(). This module imports no blueprint and no app, so nothing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from flask import current_app
+from flask import current_app, g
 
 from cd4ml.events import EventSink
 from cd4ml.serving.model_store import ModelStore
@@ -32,6 +32,20 @@ class Services:
     admin_token: str | None
     reports: Any = None  # a serving.reports.ReportCache when the events go to fluentd (no local log)
     counts: Any = None  # a serving.worker_counts.WorkerCounts: the event counts of every worker of the server
+    problems: Mapping[str, ModelStore] = field(default_factory=dict)  # every problem served, by name (store among them)
+
+    def store_for(self, problem: str | None) -> ModelStore:
+        """The store of the problem in the URL (/<problem>/...), else the default problem's."""
+        return self.problems[problem] if problem else self.store
+
+    def deployed(self) -> list[str]:
+        """The problems served that have a model now, for the links on every page."""
+        return [name for name, store in self.problems.items() if store.current is not None]
+
+
+def problem_store() -> ModelStore:
+    """The store of the problem this request is for (set by the /<problem>/... routes)."""
+    return services().store_for(g.get("problem"))
 
 
 def services() -> Services:

@@ -1,4 +1,4 @@
-"""The API description (cd4ml/serving/openapi.json) agrees with the Flask routes, and schemathesis
+"""The API description (cd4ml/problems/favorita/openapi.json, the default problem's) agrees with the Flask routes, and schemathesis
 fuzzes every operation in it against the real server: `serve` under gunicorn, following a model
 deployed through a real `mlflow server` by the CLI.
 

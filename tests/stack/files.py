@@ -14,13 +14,17 @@ from typing import Any
 
 import yaml
 
+from cd4ml.problems.houses.serving import SERVING as HOUSES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The prediction event, schema_version 1 (cd4ml/events.py): field -> Elasticsearch type family.
+# Every prediction event's fields (cd4ml/events.py), then Favorita's, then each other problem's own.
 EVENT_SCHEMA = {
     "@timestamp": "date",
     "schema_version": "number",
     "event": "keyword",
+    "problem": "keyword",
     "date": "date",
     "item_nbr": "number",
     "item_name": "keyword",
@@ -30,6 +34,7 @@ EVENT_SCHEMA = {
     "model_version": "keyword",
     "run_id": "keyword",
     "latency_ms": "number",
+    **HOUSES.event_types,
 }
 NUMBER_TYPES = {"byte", "short", "integer", "long", "float", "half_float", "double", "scaled_float", "unsigned_long"}
 FLUENT_TAG = "model.prediction"  # the tag the model server sends events with

@@ -100,6 +100,11 @@ def test_dashboard_ndjson_holds_the_predictions_dashboard(saved_objects, dashboa
     json.loads(dashboard["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
 
 
+def test_the_dashboard_shows_favoritas_events_only_when_a_server_serves_several_problems(dashboard):
+    query = json.loads(dashboard["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]
+    assert query == {"query": 'not problem:* or problem:"favorita"', "language": "kuery"}
+
+
 def test_monitoring_data_view_is_the_report_index_on_timestamp(monitoring_view, monitoring_template, data_view):
     from cd4ml.config import DEFAULTS
 

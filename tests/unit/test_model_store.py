@@ -10,7 +10,8 @@ from cd4ml.errors import Cd4mlError, ServiceUnreachable
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
-from cd4ml.serving.model_store import LoadedModel, ModelStore, default_store, known_stores
+from cd4ml.problems.favorita.serving import default_store, known_stores
+from cd4ml.serving.model_store import LoadedModel, ModelStore
 from tests.serving_helpers import MILK, Registry, loaded, model_a, model_b, wait_for
 
 
@@ -224,7 +225,7 @@ def test_nudging_a_data_folder_reaches_every_server_serving_from_it_and_no_other
 
 
 def test_the_precomputed_grid_answers_exactly_what_the_model_predicts(v1):
-    from cd4ml.serving.model_store import forecast_grid
+    from cd4ml.problems.favorita.serving import forecast_grid
 
     model = v1.model
     features = model.named_steps["features"]

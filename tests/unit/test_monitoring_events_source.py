@@ -54,6 +54,9 @@ ODD_LINES = [
     line({**event(), "@timestamp": "2026-11-20 14:00:00"}),           # naive: UTC
     line({**event(), "@timestamp": "yesterday"}),
     line(event(prediction=7)) + "\r",                                 # CRLF, an integer forecast
+    line(event(problem="favorita")),                                  # today's server names the problem
+    line(prediction_event(problem="houses", sale_id="s-1", zipcode="94110", prediction=412000.0,
+                          model_version="1", run_id="h", latency_ms=0.5, at=INSIDE)),  # another problem's: not Favorita's fields
 ]
 
 
@@ -76,11 +79,11 @@ def test_the_jsonl_source_gives_what_the_line_by_line_reference_gives(tmp_path, 
     expected, skipped = parse_lines_one_by_one([text.encode() for text in lines], WINDOW)
     assert read_all(source) == expected
     assert source.skipped == skipped
-    assert len(expected) == 2000 + 4
+    assert len(expected) == 2000 + 5
     assert skipped == Counter({
         "malformed JSON line": 2, "unknown schema_version 2": 1, "unknown schema_version True": 1,
         "unknown event 'reload'": 1, "missing or bad item_nbr": 2, "missing or bad latency_ms": 2,
-        "missing or bad date": 1, "missing or bad prediction": 1, "not a JSON object": 1,
+        "missing or bad date": 2, "missing or bad prediction": 1, "not a JSON object": 1,
         "unknown schema_version None": 1, "missing or bad @timestamp": 1,
     })
 
@@ -90,6 +93,22 @@ def test_the_fast_layout_path_matches_json_on_every_field(tmp_path):
     path = tmp_path / "p.jsonl"
     write(path, [line(e) for e in good])
     assert read_all(JsonlEvents(path)) == [{k: e[k] for k in FIELDS} for e in good]
+
+
+def test_events_naming_the_problem_take_the_fast_path_and_other_problems_are_skipped(tmp_path, monkeypatch):
+    good = [event(at=INSIDE + i, problem="favorita", item_nbr=1000 + i) for i in range(50)]
+    path = tmp_path / "p.jsonl"
+    write(path, [line(e) for e in good])
+    assert jsonl_events.our_line("favorita").fullmatch(line(good[0]))
+    assert not jsonl_events.our_line("toy").fullmatch(line(good[0]))
+    assert read_all(JsonlEvents(path)) == [{k: e[k] for k in FIELDS} for e in good]
+    houses = prediction_event(problem="houses", sale_id="s-1", prediction=1.0, model_version="1", run_id="h",
+                              latency_ms=0.5, at=INSIDE)
+    write(path, [line(e) for e in good] + [line(houses)])
+    source = JsonlEvents(path, problem="favorita")
+    assert read_all(source) == [{k: e[k] for k in FIELDS} for e in good]
+    assert source.skipped == Counter({"another problem's": 1})
+    assert JsonlEvents(path, problem="favorita").parts(2, min_part_bytes=1)[1].problem == "favorita"
 
 
 def test_timestamps_in_other_iso_forms_are_made_canonical(tmp_path):

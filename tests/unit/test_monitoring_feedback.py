@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cd4ml.errors import DataError
-from cd4ml.monitoring import feedback
-from cd4ml.monitoring.feedback import add_actuals
+from cd4ml.problems.favorita import feedback
+from cd4ml.problems.favorita.feedback import add_actuals
 from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.generate import SizeSpec, generate
 from cd4ml.problems.favorita.process import process_rows

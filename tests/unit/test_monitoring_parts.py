@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cd4ml.monitoring.accuracy import Actual
+from cd4ml.monitoring.accuracy import Actual, Actuals
+from cd4ml.problems.favorita.serving import SERVING as FAVORITA
 from cd4ml.monitoring.events_source import rows
 from cd4ml.monitoring.jsonl_events import JsonlEvents
 from cd4ml.monitoring.window import Window
@@ -69,7 +70,8 @@ def test_a_small_log_is_not_cut(tmp_path):
 def test_gather_in_processes_gives_the_report_of_one_pass(tmp_path):
     path = tmp_path / "predictions.jsonl"
     log(path)
-    actuals = {(f"2026-11-{17 + i % 9}", 100 + i % 17, 47): Actual(float(i), i % 2 == 0) for i in range(40)}
+    actuals = Actuals(FAVORITA.join_key,
+                      {(f"2026-11-{17 + i % 9}", 100 + i % 17, 47): Actual(float(i), i % 2 == 0) for i in range(40)})
     one = JsonlEvents(path)
     stats, joined = gather(one, WINDOW, actuals)
     split = JsonlEvents(path)

@@ -123,6 +123,11 @@ class Partitions:
             "onpromotion": pa.array(frame["promo"], pa.bool_()),
         })
 
+    def drift_keys(self, frame: dict) -> np.ndarray:
+        """The item number of each row in compact columns: the training profile's drift key."""
+        numbers = self.items.numbers
+        return numbers[frame["cell"] % len(numbers)]
+
     def expected(self, ids: np.ndarray) -> np.ndarray | None:
         """The noise-free expected targets of these row ids, read in bounded memory."""
         return read_expected_ids(self.path.parent / schema.EXPECTED_FILE, ids)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from cd4ml.problems.favorita.levels import LevelFeatures
 from cd4ml.problems.favorita.partitions import Partitions
 from cd4ml.problems.favorita.features import REQUEST_COLUMNS, SalesFeatures, build_catalogue, days_of
 from cd4ml.problems.favorita.process import filter_rows, process_rows
+from cd4ml.problems.favorita.serving import SERVING
 
 
 class FavoritaProblem:
@@ -117,6 +119,15 @@ class FavoritaProblem:
         )
 
     request_columns = REQUEST_COLUMNS
+    # --- serving and monitoring (cd4ml/problems/favorita/serving.py) ---
+    serving = SERVING
+    drift_key = "item_nbr"  # the column of Table.inputs whose shares monitoring's drift compares
+
+    def add_actuals(self, actuals: Path, target: Path) -> Any:
+        """Append a drop of arrived actual sales to the training data (`feedback`; feedback.py)."""
+        from cd4ml.problems.favorita.feedback import add_actuals  # deferred: for this command only
+
+        return add_actuals(actuals, target)
     # The types a fitted SalesFeatures (or CompactSalesFeatures) holds, for loading the model with
     # skops (no pickle).
     trusted_types = (
