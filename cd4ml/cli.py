@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from cd4ml import registry
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import Settings, load_settings, load_stack_settings
+from cd4ml.config import PROBLEM_PARAMS, Settings, load_settings, load_stack_settings
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -29,7 +29,7 @@ from cd4ml.serving.port import ensure_free
 from cd4ml.tracking_process import RunProcess
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
-4 model rejected by the acceptance gate, 5 monitoring alert"""
+4 model rejected by the acceptance gate, 5 monitoring alert, 6 deploy refused an experiment"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         parents=[_common(argparse.SUPPRESS)],
     )
-    parser.set_defaults(profile=False, params=None)
+    parser.set_defaults(profile=False, params=None, problem=None, sets=None, overrides=None)
     common = _common(argparse.SUPPRESS)
     commands = parser.add_subparsers(title="commands", metavar="<command>")
 
@@ -206,9 +206,28 @@ def _common(default: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-p", "--profile", action="store_true", default=default,
                         help="write a cProfile file of this command and say how to view it")
-    common.add_argument("--params", type=Path, default=default,
-                        help="the params file (default: params.toml at the repo root)")
+    common.add_argument("--params", type=_optional_path, default=default,
+                        help="the params file (default: the problem's, params.toml for favorita; \"\": the default)")
+    common.add_argument("--problem", default=default, metavar="NAME",
+                        help=f"use this problem's default params file ({', '.join(f'{k}: {v}' for k, v in PROBLEM_PARAMS.items())})")
+    common.add_argument("--set", dest="sets", action="append", default=default, metavar="KEY=VALUE",
+                        help="override one params key (dotted, value in TOML syntax), e.g. --set model.name=lasso "
+                             "--set model.lasso.alpha=0.5; repeatable; makes the run an experiment")
+    common.add_argument("--overrides", default=default, metavar="LINES",
+                        help="KEY=VALUE lines, each a --set (the Jenkins job's OVERRIDES parameter)")
     return common
+
+
+def _optional_path(text: str) -> Path | None:
+    """A path, or None for "" (an empty Jenkins parameter means the default)."""
+    return Path(text) if text.strip() else None
+
+
+def _sets(args: argparse.Namespace) -> list[str]:
+    """--set values and the lines of --overrides, in that order (blank lines and # comments skipped)."""
+    lines = (getattr(args, "overrides", None) or "").splitlines()
+    return [*(getattr(args, "sets", None) or []),
+            *(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))]
 
 
 def _data_flags(parser: argparse.ArgumentParser) -> None:
@@ -219,11 +238,11 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.params, overrides={
+    return load_settings(args.params, problem=getattr(args, "problem", None) or None, sets=_sets(args), overrides={
         "data.source": str(Path(args.data).resolve()) if getattr(args, "data", None) else None,  # from the shell's folder
         "data.items": getattr(args, "items", None),
         "data.stores": getattr(args, "stores", None),
-        "model.name": getattr(args, "model", None),
+        "model.name": getattr(args, "model", None) or None,  # "": the default (an empty Jenkins parameter)
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),

@@ -12,7 +12,7 @@ import re
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +20,8 @@ from cd4ml.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = ROOT / "params.toml"
+PROBLEM_PARAMS = {"favorita": "params.toml", "houses": "params-houses.toml"}  # each problem's default params file, in ROOT
+BRANCH_VARIABLES = ("CD4ML_BRANCH", "BRANCH_NAME", "GIT_BRANCH")  # ours; Jenkins multibranch's; Jenkins git plugin's
 
 DEFAULTS: dict[str, Any] = {
     "problem": "favorita",
@@ -231,6 +233,15 @@ def shell_commands(environ: Mapping[str, str], executable: str = sys.executable)
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What a run is built from besides its params file, for the experiment rule (cd4ml/run_kind.py)."""
+
+    changed: Mapping[str, str] = field(default_factory=dict)  # dotted key -> the CD4ML_* variable or CLI flag that set it
+    flags: tuple[str, ...] = ()  # the CLI flags given that change what is built: "--set model.name=lasso", "--model lasso"
+    branch: str | None = None  # the branch the environment names (BRANCH_VARIABLES); None: ask git
+
+
+@dataclass(frozen=True)
 class Settings:
     problem: str
     seed: int
@@ -246,6 +257,7 @@ class Settings:
     params_file: Path
     raw: Mapping[str, Any] = field(repr=False)  # the merged params, for logging to MLflow
     commands: Commands = Commands()  # how hints name python and mlflow in the user's shell
+    provenance: Provenance = Provenance()  # what the experiment rule needs besides raw (cd4ml/run_kind.py)
 
 
 def load_settings(
@@ -254,15 +266,19 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     flags: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
+    problem: str | None = None,
+    sets: tuple[str, ...] | list[str] = (),
 ) -> Settings:
     """Merge defaults, the params file, CD4ML_* variables and CLI overrides; validate; freeze.
 
     `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}; `flags` names the
-    CLI flag of each ({"model.name": "--model"}), for errors. `data_dir` replaces data/ or $CD4ML_DATA_DIR
-    (quickstart keeps its own store there).
+    CLI flag of each ({"model.name": "--model"}), for errors. `sets` are --set KEY=VALUE texts (values in
+    TOML syntax), applied last. `problem` (--problem) picks that problem's file of PROBLEM_PARAMS unless
+    `params_file` (--params) is given. `data_dir` replaces data/ or $CD4ML_DATA_DIR (quickstart keeps its
+    own store there).
     """
     environ = os.environ if environ is None else environ
-    params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
+    params_file = Path(params_file or problem_params(problem) or environ.get("CD4ML_PARAMS") or PARAMS_FILE)
     merged = copy.deepcopy(DEFAULTS)
     text = _read_params(params_file)
     _deep_merge(merged, _parse_params(text, params_file))
@@ -272,10 +288,70 @@ def load_settings(
     for dotted, value in given.items():
         _set_dotted(merged, dotted, value)
     flag_names = {dotted: (flags or {}).get(dotted, f"the override {dotted}") for dotted in given}
+    set_values = parse_sets(sets, merged, params_file.name)
+    for dotted, value in set_values.items():
+        _set_dotted(merged, dotted, value)
+        flag_names[dotted] = f"--set {dotted}"
     origins = Origins(params_file.name, key_lines(text), env_names, flag_names)
+    shown = [f"{flag_names[d]} {given[d]}" for d in given if flag_names[d] in MODEL_FLAGS] + [f"--set {s.strip()}" for s in sets]
+    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ))
     if data_dir is not None:
         environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
-    return _validate(merged, params_file, environ, origins)
+    return replace(_validate(merged, params_file, environ, origins), provenance=provenance)
+
+
+MODEL_FLAGS = ("--model", "--items", "--stores")  # the CLI flags that change what is built (and --set)
+
+
+def problem_params(problem: str | None) -> Path | None:
+    """The default params file of a problem named by --problem (None: no --problem)."""
+    if problem is None or not str(problem).strip():
+        return None
+    if problem not in PROBLEM_PARAMS:
+        raise ConfigError(f"--problem must be one of {', '.join(PROBLEM_PARAMS)}; got {problem!r}.",
+                          "Name a problem of cd4ml/config.py PROBLEM_PARAMS, or pass --params FILE.")
+    return ROOT / PROBLEM_PARAMS[problem]
+
+
+def parse_sets(sets: tuple[str, ...] | list[str], known: Mapping[str, Any], file_name: str) -> dict[str, Any]:
+    """--set KEY=VALUE texts as {dotted key: value}: VALUE in TOML syntax (a bare word is a string).
+    KEY must be a key of the defaults or the params file, or a hyperparameter model.<name>.<key>
+    (cd4ml/pipeline/models.py checks those)."""
+    found: dict[str, Any] = {}
+    for text in sets:
+        dotted, sep, value = str(text).partition("=")
+        dotted = dotted.strip()
+        if not sep or not dotted:
+            raise ConfigError(f"--set takes KEY=VALUE; got {text!r}.", "E.g. --set model.name=lasso --set model.lasso.alpha=0.5.")
+        parts = dotted.split(".")
+        node: Any = known
+        for depth, key in enumerate(parts):
+            hyperparameter = parts[0] == "model" and depth >= 1 and len(parts) == 3
+            if not hyperparameter and not (isinstance(node, Mapping) and key in node):
+                where = ".".join(parts[:depth]) or "the top level"
+                keys = ", ".join(sorted(node)) if isinstance(node, Mapping) else "none (it is a value)"
+                raise ConfigError(f"--set {dotted}: {file_name} and the defaults have no key {key!r} in {where}; "
+                                  f"its keys: {keys}.", "Name one of them.")
+            node = node.get(key) if isinstance(node, Mapping) else None
+        found[dotted] = _parse_env_value(value.strip())
+    return found
+
+
+def _branch(environ: Mapping[str, str]) -> str | None:
+    """The branch the environment names: CD4ML_BRANCH, Jenkins' BRANCH_NAME, or its git plugin's GIT_BRANCH
+    (origin/main), without the remote."""
+    for name in BRANCH_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            return value.removeprefix("refs/heads/").removeprefix("origin/")
+    return None
+
+
+def committed_defaults(text: str, path: Path) -> dict[str, Any]:
+    """The merged params a params file's text gives with nothing overriding it (for cd4ml/run_kind.py)."""
+    merged = copy.deepcopy(DEFAULTS)
+    _deep_merge(merged, _parse_params(text, path))
+    return merged
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ writes or a command reads is a constant below. A pipeline run records
            split.validation_days (and scale.* on the scale path);
   metrics  r2, nwrmsle, mae, baseline_*, best_* and r2_gap_closed (when the data knows the
            expected sales), rows_train, rows_valid, seconds_<stage>;
-  tags     git.commit, git.dirty, build_number, problem, data.sha256, data.rows_read,
+  tags     git.commit, git.dirty, build_number, problem, cd4ml.run_kind and cd4ml.run_kind_reason
+           (experiment or candidate: cd4ml/run_kind.py), data.sha256, data.rows_read,
            data.rows_kept, data.source, validation.first_date (pipeline.path and scale.engine on
            the scale path), and the gate's acceptance.verdict and acceptance.message;
   artifacts the model (an sklearn Pipeline in skops format), VALIDATION_ROWS for the gate,
@@ -40,6 +41,9 @@ DATA_ROWS_KEPT = "data.rows_kept"
 DATA_SOURCE = "data.source"
 VALIDATION_FIRST_DATE = "validation.first_date"
 SCALE_ENGINE = "scale.engine"
+RUN_KIND = "cd4ml.run_kind"  # CANDIDATE or EXPERIMENT: the experiment rule of cd4ml/run_kind.py
+CANDIDATE, EXPERIMENT = "candidate", "experiment"
+RUN_KIND_REASON = "cd4ml.run_kind_reason"  # why, in one line
 PID_TAG = "cd4ml.pid"  # with HOST_TAG: which process runs it, so a killed run can be marked FAILED
 HOST_TAG = "cd4ml.host"
 # the acceptance gate's record on the run
@@ -49,7 +53,7 @@ VERDICT_MESSAGE = "acceptance.message"
 PRODUCTION_VERSION = "acceptance.production_version"
 PRODUCTION_METRIC = "acceptance.production_{metric}"  # production's score on the run's validation rows
 # what a registered version carries from its run
-LINEAGE_TAGS = (GIT_COMMIT, GIT_DIRTY, BUILD_NUMBER, DATA_SHA256, DATA_ROWS_READ, DATA_SOURCE)
+LINEAGE_TAGS = (GIT_COMMIT, GIT_DIRTY, BUILD_NUMBER, DATA_SHA256, DATA_ROWS_READ, DATA_SOURCE, RUN_KIND)
 # artifacts
 MODEL = "model"
 VALIDATION_ROWS = "validation/rows.parquet"  # every validation row: model inputs, target, weight

@@ -28,8 +28,11 @@ HANDED_OUT_PARAMS = ROOT / "tests" / "params.toml"
 
 
 def pytest_configure(config) -> None:
-    """Point every command a test runs (in this process or a child) at the handed-out params."""
+    """Point every command a test runs (in this process or a child) at the handed-out params, on main:
+    the tests test what main does, whichever branch this checkout is on (cd4ml/run_kind.py: a run
+    elsewhere is an experiment, which deploy refuses; tests of that rule set the branch themselves)."""
     os.environ["CD4ML_PARAMS"] = str(HANDED_OUT_PARAMS)
+    os.environ["CD4ML_BRANCH"] = "main"
 
 
 def params_text(changes: dict[str, object] | None = None) -> str:
