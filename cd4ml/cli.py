@@ -132,10 +132,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ci = commands.add_parser("ci", parents=[common], help="run the Jenkinsfile's stages locally, stopping at the first failure",
                              description="Read the stages from the Jenkinsfile and run their commands in order on this machine, "
-                                         "as Jenkins would: the first failing stage ends the run and its exit code is ours.",
+                                         "as Jenkins would: the first failing stage ends the run and its exit code is ours. "
+                                         "--problem, --params, --model and --set/--overrides are the Jenkins job's parameters "
+                                         "PROBLEM, PARAMS_FILE, MODEL and OVERRIDES: with any but --problem the build takes "
+                                         "the Experiment path (Acceptance reported, never failing the build; no Deploy).",
                              epilog=EXIT_CODES)
     ci.add_argument("--from", dest="start", default=None, metavar="STAGE", help="start at this stage (e.g. Pipeline)")
     ci.add_argument("--jenkinsfile", type=Path, default=None, help="the Jenkinsfile to read (default: the repo's)")
+    ci.add_argument("--model", default=None, help="the Jenkins job's MODEL parameter: another model (an experiment)")
     ci.set_defaults(handler=_ci)
 
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
@@ -476,14 +480,32 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _ci(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args)  # a bad --set or --problem: one line, exit 2, before any stage runs
     path = args.jenkinsfile or settings.paths.root / "Jenkinsfile"
     try:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}.", "Pass --jenkinsfile PATH.") from None
-    outcome = run_stages(parse_stages(text), cwd=settings.paths.root, say=lambda line: print(line, flush=True), start=args.start)
+    stages = parse_stages(text)
+    params = build_parameters(args)
+    print(build_kind(params, [s.name for s in stages if s.runs(params)]), flush=True)
+    outcome = run_stages(stages, cwd=settings.paths.root, say=lambda line: print(line, flush=True), start=args.start,
+                         params=params)
     return outcome.exit_code
+
+
+def build_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The Jenkins job's parameters from ci's flags ("" for each not given, as in a build with the defaults)."""
+    return {"PROBLEM": getattr(args, "problem", None) or "", "PARAMS_FILE": str(args.params or ""),
+            "MODEL": args.model or "", "OVERRIDES": "\n".join(_sets(args))}
+
+
+def build_kind(params: dict[str, str], stages: list[str]) -> str:
+    """One line: which path the build takes, and why."""
+    given = [f"{name}={value!r}" for name, value in params.items() if value and name != "PROBLEM"]
+    if given:
+        return f"build kind: experiment ({', '.join(given)}): {', '.join(stages)}; no Deploy"
+    return f"build kind: production (default parameters): {', '.join(stages)}"
 
 
 def _create_local_store(settings: Settings) -> None:
