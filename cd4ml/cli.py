@@ -142,6 +142,14 @@ def _parser() -> argparse.ArgumentParser:
     ci.add_argument("--model", default=None, help="the Jenkins job's MODEL parameter: another model (an experiment)")
     ci.set_defaults(handler=_ci)
 
+    comp = commands.add_parser("compare", parents=[common], help="the experiments beside the production version, on the same metrics",
+                               description="Print the production version's run and the last experiment runs (tag "
+                                           "cd4ml.run_kind = experiment) of the problem's MLflow experiment side by side, "
+                                           "and the MLflow UI links that show the same (docs/experiments.md).",
+                               epilog=EXIT_CODES)
+    comp.add_argument("--last", type=int, default=10, metavar="N", help="how many experiment runs (default 10)")
+    comp.set_defaults(handler=_compare)
+
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
@@ -506,6 +514,24 @@ def build_kind(params: dict[str, str], stages: list[str]) -> str:
     if given:
         return f"build kind: experiment ({', '.join(given)}): {', '.join(stages)}; no Deploy"
     return f"build kind: production (default parameters): {', '.join(stages)}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from cd4ml.compare import compare, text, ui_links
+
+    settings = _settings(args)
+    if args.last < 1:
+        raise ConfigError(f"--last must be a whole number >= 1; got {args.last}.")
+    found = compare(registry.client(settings.tracking), settings.tracking.experiment, settings.tracking.registered_model,
+                    settings.acceptance.metric, args.last)
+    print(text(found))
+    remote = settings.tracking.uri.startswith(("http://", "https://"))
+    links = ui_links(settings.tracking.uri if remote else "http://127.0.0.1:5000", found)
+    if links and not remote:
+        print(f"in the MLflow UI ({settings.commands.mlflow} ui --backend-store-uri {settings.tracking.uri}):")
+    for link in links:
+        print(link)
+    return EXIT_OK
 
 
 def _create_local_store(settings: Settings) -> None:

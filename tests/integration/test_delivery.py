@@ -104,6 +104,35 @@ def test_an_experiment_is_tracked_and_judged_but_never_deployed(delivery, tmp_pa
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
 
+def test_compare_shows_the_experiments_beside_production_and_links_the_mlflow_ui(delivery, tmp_path, capsys,
+                                                                               monkeypatch):
+    from urllib.parse import unquote
+
+    client, name = delivery
+    monkeypatch.setenv("CD4ML_TRACKING_EXPERIMENT", f"compare-{tmp_path.name}")  # this test's runs only
+    for step in ("pipeline", "acceptance", "deploy"):
+        assert cli(capsys, "--params", params_file(tmp_path), step)[0] == 0
+    production = json.loads((tmp_path / "data/last_run.json").read_text())["run_id"]
+    assert cli(capsys, "--params", params_file(tmp_path), "pipeline", "--set", "model.gradient_boosting.max_iter=60")[0] == 0
+    assert cli(capsys, "--params", params_file(tmp_path), "acceptance")[0] == 0
+    experiment = json.loads((tmp_path / "data/last_run.json").read_text())["run_id"]
+    code, out, _ = cli(capsys, "--params", params_file(tmp_path), "compare")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:6] == ["run", "id", "model", "verdict", "r2", "nwrmsle"]
+    assert lines[1].startswith(f"production v1   {production[:8]}  gradient_boosting   accepted")
+    assert lines[2].startswith(f"experiment      {experiment[:8]}  gradient_boosting   accepted")
+    assert lines[2].endswith("--set model.gradient_boosting.max_iter=60")
+    r2 = client.get_run(experiment).data.metrics
+    assert f"{r2['r2']:10.4f}" in lines[2] and f"{r2['acceptance.production_r2']:19.4f}" in lines[2]
+    assert len(lines) == 5  # no other run: the candidate that is production is not an experiment
+    experiment_id = client.get_run(experiment).info.experiment_id
+    search, pair = (unquote(line) for line in lines[3:])
+    assert search == f"{client.tracking_uri}/#/experiments/{experiment_id}?searchFilter=tags.`cd4ml.run_kind` = 'experiment'"
+    assert pair == f'{client.tracking_uri}/#/compare-runs?runs=["{production}", "{experiment}"]&experiments=["{experiment_id}"]'
+    assert [r.info.run_id for r in client.search_runs([experiment_id], "tags.`cd4ml.run_kind` = 'experiment'")] == [experiment]
+
+
 def test_a_run_off_main_is_an_experiment(delivery, tmp_path, capsys, monkeypatch):
     client, name = delivery
     monkeypatch.setenv("CD4ML_BRANCH", "my-idea")
