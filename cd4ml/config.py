@@ -239,6 +239,7 @@ class Provenance:
     changed: Mapping[str, str] = field(default_factory=dict)  # dotted key -> the CD4ML_* variable or CLI flag that set it
     flags: tuple[str, ...] = ()  # the CLI flags given that change what is built: "--set model.name=lasso", "--model lasso"
     branch: str | None = None  # the branch the environment names (BRANCH_VARIABLES); None: ask git
+    defaults_file: Path | None = None  # the file of the defaults: --problem's, else CD4ML_PARAMS; None: PROBLEM_PARAMS
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,9 @@ def load_settings(
         flag_names[dotted] = f"--set {dotted}"
     origins = Origins(params_file.name, key_lines(text), env_names, flag_names)
     shown = [f"{flag_names[d]} {given[d]}" for d in given if flag_names[d] in MODEL_FLAGS] + [f"--set {s.strip()}" for s in sets]
-    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ))
+    defaults_file = problem_params(problem) or (Path(environ["CD4ML_PARAMS"]) if environ.get("CD4ML_PARAMS") else None)
+    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ),
+                            defaults_file=defaults_file)
     if data_dir is not None:
         environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
     return replace(_validate(merged, params_file, environ, origins), provenance=provenance)

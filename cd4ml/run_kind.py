@@ -2,10 +2,11 @@
 
 A run is a **candidate** when all of these hold, and an **experiment** otherwise (docs/experiments.md):
   1. no CLI flag changed what is built: no --set, --model, --items or --stores;
-  2. its parameters equal those of its problem's default params file (config.PROBLEM_PARAMS) as
-     committed at git HEAD, except the keys that say where things are rather than what is built
-     (OPERATIONAL): so no uncommitted edit, no other params file with other values, no CD4ML_*
-     variable that changes a value;
+  2. its parameters equal those of the defaults' file as committed at git HEAD (of the repository
+     that holds it): its problem's file of config.PROBLEM_PARAMS, or the one --problem picks, or the
+     one CD4ML_PARAMS names (the environment's choice), except the keys that say where things are
+     rather than what is built (OPERATIONAL): so no uncommitted edit, no other params file with
+     other values, no CD4ML_* variable that changes a value;
   3. the branch is main: CD4ML_BRANCH, Jenkins' BRANCH_NAME or GIT_BRANCH when set, else git's current
      branch (a detached HEAD with none of them set is an experiment).
 `decide` is the pure rule; `classify` reads git for it. tracking.py names the tags that record it; the registry refuses to
@@ -81,14 +82,18 @@ def decide(params: Mapping[str, Any], defaults: Mapping[str, Any] | None, defaul
 
 def classify(settings: Settings) -> RunKind:
     """The kind of the run these settings build, in this checkout."""
-    name = PROBLEM_PARAMS.get(settings.problem)
-    if name is None:
-        return RunKind(EXPERIMENT, f"problem {settings.problem!r} has no default params file in PROBLEM_PARAMS")
-    root = settings.paths.root
-    committed = _git(root, "show", f"HEAD:{name}")
-    defaults = committed_defaults(committed, Path(name)) if committed is not None else None
     provenance = settings.provenance
-    branch = provenance.branch or _current_branch(root)
+    root = settings.paths.root
+    path = provenance.defaults_file
+    if path is None:
+        if settings.problem not in PROBLEM_PARAMS:
+            return RunKind(EXPERIMENT, f"problem {settings.problem!r} has no default params file in PROBLEM_PARAMS")
+        path = root / PROBLEM_PARAMS[settings.problem]
+    path = path.resolve()
+    name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    committed = _git(path.parent, "show", f"HEAD:./{path.name}")  # as committed in the repository that holds it
+    defaults = committed_defaults(committed, path) if committed is not None else None
+    branch = provenance.branch or _current_branch(path.parent)
     return decide(settings.raw, defaults, name, provenance.flags, branch, provenance.changed)
 
 

@@ -78,3 +78,26 @@ def test_classify_compares_with_the_file_at_git_head(tmp_path):
     assert kind.experiment and "model.gradient_boosting.max_iter = 7 from the params file" in kind.reason
     kind = classify(load_settings(Path(copy), environ={**environ, "CD4ML_BRANCH": "", "GIT_BRANCH": "origin/feature"}))
     assert kind.experiment
+
+
+def test_cd4ml_params_names_the_defaults_file_compared_with_its_own_repositorys_head(tmp_path):
+    """The environment's choice of defaults (a fork's params.toml, the tests' copy): a committed
+    change to it is a candidate, an uncommitted one an experiment."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    params = repo / "params.toml"
+    params.write_text((ROOT / "tests" / "params.toml").read_text().replace("max_iter = 50", "max_iter = 100"))
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=A", "-c", "user.email=a@example.org", *args], cwd=repo, check=True,
+                       capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "params.toml")
+    git("commit", "-qm", "more trees")
+    environ = {"CD4ML_PARAMS": str(params), "CD4ML_DATA_DIR": str(tmp_path / "data")}
+    kind = classify(load_settings(environ=environ))
+    assert kind.kind == CANDIDATE and kind.reason == f"the defaults of {params} on main"
+    params.write_text(params.read_text().replace("max_iter = 100", "max_iter = 7"))
+    kind = classify(load_settings(environ=environ))
+    assert kind.experiment and "max_iter = 7 from the params file" in kind.reason
