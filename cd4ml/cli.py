@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cd4ml import registry
+from cd4ml import registry, run_kind
 from cd4ml.ci import parse_stages, run_stages
 from cd4ml.config import PROBLEM_PARAMS, Settings, load_settings, load_stack_settings
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
@@ -478,7 +478,11 @@ def _quickstart(args: argparse.Namespace) -> int:
                              data_dir=store)
     pipeline(settings)
     accepted = acceptance(settings)
-    if accepted == EXIT_OK:
+    kind = run_kind.classify(settings)
+    if accepted == EXIT_OK and kind.experiment:
+        print(f"an experiment ({kind.reason}): not deployed; production is unchanged. "
+              "Build the defaults on main to deploy (docs/experiments.md)")
+    elif accepted == EXIT_OK:
         deploy(settings, quickstart=True)
     elif accepted == EXIT_REJECTED:
         print("the gate rejected this model: production is unchanged")
