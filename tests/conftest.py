@@ -58,6 +58,25 @@ def params_file(folder: Path, changes: dict[str, object] | None = None, name: st
     return path
 
 
+def committed_params(repo: Path, text: str, message: str = "the team's defaults") -> Path:
+    """params.toml with this text, committed on main in a git repository of the test's own: the
+    defaults of a team whose params differ from the handed-out ones. Name it with CD4ML_PARAMS and
+    the runs built from it are production candidates (cd4ml/run_kind.py); commit again to change them."""
+    repo.mkdir(parents=True, exist_ok=True)
+    path = repo / "params.toml"
+    path.write_text(text)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.org", *args], cwd=repo,
+                       check=True, capture_output=True, timeout=30)
+
+    if not (repo / ".git").exists():
+        git("init", "-q", "-b", "main")
+    git("add", path.name)
+    git("commit", "-qm", message)
+    return path
+
+
 @contextlib.contextmanager
 def served(env: dict, workers: int = 2) -> Iterator[str]:
     """`run_python_script.py serve` on a free port in a fresh process with this environment;
