@@ -187,13 +187,27 @@ def with_trees(text: str, trees: int) -> str:
     return edited
 
 
-def _deploy_versions(cli: list[str], env: dict, params_file: Path, scratch: str, trees: tuple[int, ...] = (50, 100)) -> None:
-    """pipeline, acceptance and deploy with each number of trees: one accepted version each."""
-    for count in trees:
+def _deploy_versions(cli: list[str], env: dict, settings: Settings, scratch: str, trees: tuple[int, ...] = (50, 100)) -> None:
+    """pipeline and acceptance with each number of trees, and one accepted version each, in the
+    benchmark's scratch store. The first is deployed by `deploy`; the others differ from the defaults,
+    so they are experiments that deploy refuses (docs/experiments.md): what is measured here is a swap
+    between two models that forecast differently, so they are registered and promoted through the
+    registry itself."""
+    from mlflow import MlflowClient
+
+    from cd4ml import registry
+
+    for i, count in enumerate(trees):
         params = Path(scratch) / f"params-{count}.toml"
-        params.write_text(with_trees(params_file.read_text(), count))
-        for command in ("pipeline", "acceptance", "deploy"):
+        params.write_text(with_trees(settings.params_file.read_text(), count))
+        for command in ("pipeline", "acceptance") + (("deploy",) if i == 0 else ()):
             subprocess.run([*cli, "--params", str(params), command], env=env, check=True, capture_output=True, timeout=600)
+        if i:
+            last = json.loads((Path(env["CD4ML_DATA_DIR"]) / "last_run.json").read_text())
+            client = MlflowClient(last["tracking_uri"], last["tracking_uri"])
+            name = settings.tracking.registered_model
+            tags = client.get_run(last["run_id"]).data.tags
+            registry.promote(client, name, registry.register(client, name, last["run_id"], last["model_uri"], tags))
 
 
 LUA = Path(__file__).resolve().parent / "lua"
@@ -229,10 +243,10 @@ def benchmark_server(settings: Settings, seconds: int = 10) -> str:
 def _serve_and_measure(settings: Settings, seconds: int, scratch: str, tracking_uri: str) -> str:
     """Deploy two versions (50 and 100 trees), serve, load it with wrk, then time a rollback."""
     env = dict(os.environ)
-    env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+    env.update({"CD4ML_BRANCH": "main", "CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
                 "CD4ML_DATA_SOURCE": str(settings.data.source)})
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]
-    _deploy_versions(cli[:-2], env, settings.params_file, scratch)  # something to roll back to
+    _deploy_versions(cli[:-2], env, settings, scratch)  # something to roll back to
     port = free_port()
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -323,11 +337,11 @@ def _load(settings: Settings, seconds: int, move_every: float, connections: int,
     from cd4ml import registry
 
     env = dict(os.environ)
-    env.update({"CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+    env.update({"CD4ML_BRANCH": "main", "CD4ML_DATA_DIR": scratch, "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
                 "CD4ML_DATA_SOURCE": str(settings.data.source), "CD4ML_SERVING_POLL_SECONDS": "0.5"})
     env.pop("FLUENTD_HOST", None)
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py")]
-    _deploy_versions(cli, env, settings.params_file, scratch)  # two versions that forecast differently
+    _deploy_versions(cli, env, settings, scratch)  # two versions that forecast differently
     client, name = MlflowClient(tracking_uri), settings.tracking.registered_model
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -430,7 +444,7 @@ def benchmark_fluentd_fault(settings: Settings, seconds: int = 10, connections: 
 def _fluentd_fault(settings: Settings, seconds: int, connections: int, warm_up: int, scratch: Path,
                    tracking_uri: str) -> str:
     env = dict(os.environ)
-    env.update({"CD4ML_DATA_DIR": str(scratch), "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
+    env.update({"CD4ML_BRANCH": "main", "CD4ML_DATA_DIR": str(scratch), "CD4ML_ADMIN_TOKEN": "benchmark-token", "MLFLOW_TRACKING_URI": tracking_uri,
                 "CD4ML_DATA_SOURCE": str(settings.data.source)})
     env.pop("FLUENTD_HOST", None)
     cli = [sys.executable, str(settings.paths.root / "run_python_script.py"), "--params", str(settings.params_file)]

@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cd4ml import registry
+from cd4ml import registry, run_kind
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import ROOT, Settings, load_settings, load_stack_settings, problem_tracking
+from cd4ml.config import PROBLEM_PARAMS, ROOT, Settings, load_settings, load_stack_settings, problem_tracking
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -29,7 +29,7 @@ from cd4ml.serving.port import ensure_free
 from cd4ml.tracking_process import RunProcess
 
 EXIT_CODES = """exit codes: 0 ok, 1 internal error, 2 bad input/data/config, 3 a service is unreachable,
-4 model rejected by the acceptance gate, 5 monitoring alert"""
+4 model rejected by the acceptance gate, 5 monitoring alert, 6 deploy refused an experiment"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         parents=[_common(argparse.SUPPRESS)],
     )
-    parser.set_defaults(profile=False, params=None)
+    parser.set_defaults(profile=False, params=None, problem=None, sets=None, overrides=None)
     common = _common(argparse.SUPPRESS)
     commands = parser.add_subparsers(title="commands", metavar="<command>")
 
@@ -136,11 +136,23 @@ def _parser() -> argparse.ArgumentParser:
 
     ci = commands.add_parser("ci", parents=[common], help="run the Jenkinsfile's stages locally, stopping at the first failure",
                              description="Read the stages from the Jenkinsfile and run their commands in order on this machine, "
-                                         "as Jenkins would: the first failing stage ends the run and its exit code is ours.",
+                                         "as Jenkins would: the first failing stage ends the run and its exit code is ours. "
+                                         "--problem, --params, --model and --set/--overrides are the Jenkins job's parameters "
+                                         "PROBLEM, PARAMS_FILE, MODEL and OVERRIDES: with any but --problem the build takes "
+                                         "the Experiment path (Acceptance reported, never failing the build; no Deploy).",
                              epilog=EXIT_CODES)
     ci.add_argument("--from", dest="start", default=None, metavar="STAGE", help="start at this stage (e.g. Pipeline)")
     ci.add_argument("--jenkinsfile", type=Path, default=None, help="the Jenkinsfile to read (default: the repo's)")
+    ci.add_argument("--model", default=None, help="the Jenkins job's MODEL parameter: another model (an experiment)")
     ci.set_defaults(handler=_ci)
+
+    comp = commands.add_parser("compare", parents=[common], help="the experiments beside the production version, on the same metrics",
+                               description="Print the production version's run and the last experiment runs (tag "
+                                           "cd4ml.run_kind = experiment) of the problem's MLflow experiment side by side, "
+                                           "and the MLflow UI links that show the same (docs/experiments.md).",
+                               epilog=EXIT_CODES)
+    comp.add_argument("--last", type=int, default=10, metavar="N", help="how many experiment runs (default 10)")
+    comp.set_defaults(handler=_compare)
 
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
@@ -213,9 +225,28 @@ def _common(default: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-p", "--profile", action="store_true", default=default,
                         help="write a cProfile file of this command and say how to view it")
-    common.add_argument("--params", type=Path, default=default,
-                        help="the params file (default: params.toml at the repo root)")
+    common.add_argument("--params", type=_optional_path, default=default,
+                        help="the params file (default: the problem's, params.toml for favorita; \"\": the default)")
+    common.add_argument("--problem", default=default, metavar="NAME",
+                        help=f"use this problem's default params file ({', '.join(f'{k}: {v}' for k, v in PROBLEM_PARAMS.items())})")
+    common.add_argument("--set", dest="sets", action="append", default=default, metavar="KEY=VALUE",
+                        help="override one params key (dotted, value in TOML syntax), e.g. --set model.name=lasso "
+                             "--set model.lasso.alpha=0.5; repeatable; makes the run an experiment")
+    common.add_argument("--overrides", default=default, metavar="LINES",
+                        help="KEY=VALUE lines, each a --set (the Jenkins job's OVERRIDES parameter)")
     return common
+
+
+def _optional_path(text: str) -> Path | None:
+    """A path, or None for "" (an empty Jenkins parameter means the default)."""
+    return Path(text) if text.strip() else None
+
+
+def _sets(args: argparse.Namespace) -> list[str]:
+    """--set values and the lines of --overrides, in that order (blank lines and # comments skipped)."""
+    lines = (getattr(args, "overrides", None) or "").splitlines()
+    return [*(getattr(args, "sets", None) or []),
+            *(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))]
 
 
 def _data_flags(parser: argparse.ArgumentParser) -> None:
@@ -226,11 +257,11 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.params, overrides={
+    return load_settings(args.params, problem=getattr(args, "problem", None) or None, sets=_sets(args), overrides={
         "data.source": str(Path(args.data).resolve()) if getattr(args, "data", None) else None,  # from the shell's folder
         "data.items": getattr(args, "items", None),
         "data.stores": getattr(args, "stores", None),
-        "model.name": getattr(args, "model", None),
+        "model.name": getattr(args, "model", None) or None,  # "": the default (an empty Jenkins parameter)
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
@@ -509,7 +540,11 @@ def _quickstart(args: argparse.Namespace) -> int:
                              data_dir=store)
     pipeline(settings)
     accepted = acceptance(settings)
-    if accepted == EXIT_OK:
+    kind = run_kind.classify(settings)
+    if accepted == EXIT_OK and kind.experiment:
+        print(f"an experiment ({kind.reason}): not deployed; production is unchanged. "
+              "Build the defaults on main to deploy (docs/experiments.md)")
+    elif accepted == EXIT_OK:
         deploy(settings, quickstart=True)
     elif accepted == EXIT_REJECTED:
         print("the gate rejected this model: production is unchanged")
@@ -519,14 +554,50 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _ci(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args)  # a bad --set or --problem: one line, exit 2, before any stage runs
     path = args.jenkinsfile or settings.paths.root / "Jenkinsfile"
     try:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}.", "Pass --jenkinsfile PATH.") from None
-    outcome = run_stages(parse_stages(text), cwd=settings.paths.root, say=lambda line: print(line, flush=True), start=args.start)
+    stages = parse_stages(text)
+    params = build_parameters(args)
+    print(build_kind(params, [s.name for s in stages if s.runs(params)]), flush=True)
+    outcome = run_stages(stages, cwd=settings.paths.root, say=lambda line: print(line, flush=True), start=args.start,
+                         params=params)
     return outcome.exit_code
+
+
+def build_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The Jenkins job's parameters from ci's flags ("" for each not given, as in a build with the defaults)."""
+    return {"PROBLEM": getattr(args, "problem", None) or "", "PARAMS_FILE": str(args.params or ""),
+            "MODEL": args.model or "", "OVERRIDES": "\n".join(_sets(args))}
+
+
+def build_kind(params: dict[str, str], stages: list[str]) -> str:
+    """One line: which path the build takes, and why."""
+    given = [f"{name}={value!r}" for name, value in params.items() if value and name != "PROBLEM"]
+    if given:
+        return f"build kind: experiment ({', '.join(given)}): {', '.join(stages)}; no Deploy"
+    return f"build kind: production (default parameters): {', '.join(stages)}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from cd4ml.compare import compare, text, ui_links
+
+    settings = _settings(args)
+    if args.last < 1:
+        raise ConfigError(f"--last must be a whole number >= 1; got {args.last}.")
+    found = compare(registry.client(settings.tracking), settings.tracking.experiment, settings.tracking.registered_model,
+                    settings.acceptance.metric, args.last)
+    print(text(found))
+    remote = settings.tracking.uri.startswith(("http://", "https://"))
+    links = ui_links(settings.tracking.uri if remote else "http://127.0.0.1:5000", found)
+    if links and not remote:
+        print(f"in the MLflow UI ({settings.commands.mlflow} ui --backend-store-uri {settings.tracking.uri}):")
+    for link in links:
+        print(link)
+    return EXIT_OK
 
 
 def _create_local_store(settings: Settings) -> None:

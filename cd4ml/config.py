@@ -12,7 +12,7 @@ import re
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,6 +42,7 @@ def extra_problem_modules(environ: Mapping[str, str] | None = None) -> tuple[str
     in every process that reads it (the CLI, gunicorn's workers)."""
     text = (os.environ if environ is None else environ).get(EXTRA_PROBLEMS_VARIABLE, "")
     return tuple(name.strip() for name in text.split(",") if name.strip())
+BRANCH_VARIABLES = ("CD4ML_BRANCH", "BRANCH_NAME", "GIT_BRANCH")  # ours; Jenkins multibranch's; Jenkins git plugin's
 
 DEFAULTS: dict[str, Any] = {
     "problem": "favorita",
@@ -276,6 +277,16 @@ def shell_commands(environ: Mapping[str, str], executable: str = sys.executable)
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What a run is built from besides its params file, for the experiment rule (cd4ml/run_kind.py)."""
+
+    changed: Mapping[str, str] = field(default_factory=dict)  # dotted key -> the CD4ML_* variable or CLI flag that set it
+    flags: tuple[str, ...] = ()  # the CLI flags given that change what is built: "--set model.name=lasso", "--model lasso"
+    branch: str | None = None  # the branch the environment names (BRANCH_VARIABLES); None: ask git
+    defaults_file: Path | None = None  # the file of the defaults: --problem's, else CD4ML_PARAMS; None: PROBLEM_PARAMS
+
+
+@dataclass(frozen=True)
 class Settings:
     problem: str
     seed: int
@@ -294,6 +305,7 @@ class Settings:
     split_by: str = "date"  # [split] by: "date" (the last validation_days) or "hash" (of the row ids)
     validation_fraction: float = 0.2  # [split] validation_fraction of the rows, for by = "hash"
     feature_set: str = "default"  # [features] set: one of the problem's named feature sets
+    provenance: Provenance = Provenance()  # what the experiment rule needs besides raw (cd4ml/run_kind.py)
 
 
 def load_settings(
@@ -302,15 +314,19 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     flags: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
+    problem: str | None = None,
+    sets: tuple[str, ...] | list[str] = (),
 ) -> Settings:
     """Merge defaults, the params file, CD4ML_* variables and CLI overrides; validate; freeze.
 
     `overrides` uses dotted keys, e.g. {"data.source": "x.csv", "model.name": "ridge"}; `flags` names the
-    CLI flag of each ({"model.name": "--model"}), for errors. `data_dir` replaces data/ or $CD4ML_DATA_DIR
-    (quickstart keeps its own store there).
+    CLI flag of each ({"model.name": "--model"}), for errors. `sets` are --set KEY=VALUE texts (values in
+    TOML syntax), applied last. `problem` (--problem) picks that problem's file of PROBLEM_PARAMS unless
+    `params_file` (--params) is given. `data_dir` replaces data/ or $CD4ML_DATA_DIR (quickstart keeps its
+    own store there).
     """
     environ = os.environ if environ is None else environ
-    params_file = Path(params_file or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats CD4ML_PARAMS
+    params_file = Path(params_file or problem_params(problem) or environ.get("CD4ML_PARAMS") or PARAMS_FILE)  # --params beats both
     text = _read_params(params_file)
     from_file = _parse_params(text, params_file)
     from_env, env_names = _env_overrides(environ)
@@ -323,9 +339,72 @@ def load_settings(
     _deep_merge(merged, from_env)
     for dotted, value in given.items():
         _set_dotted(merged, dotted, value)
+    set_values = parse_sets(sets, merged, params_file.name)
+    for dotted, value in set_values.items():
+        _set_dotted(merged, dotted, value)
+        flag_names[dotted] = f"--set {dotted}"  # origins holds this dict: errors name the --set
+    shown = [f"{flag_names[d]} {given[d]}" for d in given if flag_names[d] in MODEL_FLAGS] + [f"--set {s.strip()}" for s in sets]
+    defaults_file = problem_params(problem) or (Path(environ["CD4ML_PARAMS"]) if environ.get("CD4ML_PARAMS") else None)
+    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ),
+                            defaults_file=defaults_file)
     if data_dir is not None:
         environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
-    return _validate(merged, params_file, environ, origins)
+    return replace(_validate(merged, params_file, environ, origins), provenance=provenance)
+
+
+MODEL_FLAGS = ("--model", "--items", "--stores")  # the CLI flags that change what is built (and --set)
+
+
+def problem_params(problem: str | None) -> Path | None:
+    """The default params file of a problem named by --problem (None: no --problem)."""
+    if problem is None or not str(problem).strip():
+        return None
+    if problem not in PROBLEM_PARAMS:
+        raise ConfigError(f"--problem must be one of {', '.join(PROBLEM_PARAMS)}; got {problem!r}.",
+                          "Name a problem of cd4ml/config.py PROBLEM_PARAMS, or pass --params FILE.")
+    return ROOT / PROBLEM_PARAMS[problem]
+
+
+def parse_sets(sets: tuple[str, ...] | list[str], known: Mapping[str, Any], file_name: str) -> dict[str, Any]:
+    """--set KEY=VALUE texts as {dotted key: value}: VALUE in TOML syntax (a bare word is a string).
+    KEY must be a key of the defaults or the params file, or a hyperparameter model.<name>.<key>
+    (cd4ml/pipeline/models.py checks those)."""
+    found: dict[str, Any] = {}
+    for text in sets:
+        dotted, sep, value = str(text).partition("=")
+        dotted = dotted.strip()
+        if not sep or not dotted:
+            raise ConfigError(f"--set takes KEY=VALUE; got {text!r}.", "E.g. --set model.name=lasso --set model.lasso.alpha=0.5.")
+        parts = dotted.split(".")
+        node: Any = known
+        for depth, key in enumerate(parts):
+            hyperparameter = parts[0] == "model" and depth >= 1 and len(parts) == 3
+            if not hyperparameter and not (isinstance(node, Mapping) and key in node):
+                where = ".".join(parts[:depth]) or "the top level"
+                keys = ", ".join(sorted(node)) if isinstance(node, Mapping) else "none (it is a value)"
+                raise ConfigError(f"--set {dotted}: {file_name} and the defaults have no key {key!r} in {where}; "
+                                  f"its keys: {keys}.", "Name one of them.")
+            node = node.get(key) if isinstance(node, Mapping) else None
+        found[dotted] = _parse_env_value(value.strip())
+    return found
+
+
+def _branch(environ: Mapping[str, str]) -> str | None:
+    """The branch the environment names: CD4ML_BRANCH, Jenkins' BRANCH_NAME, or its git plugin's GIT_BRANCH
+    (origin/main), without the remote."""
+    for name in BRANCH_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            return value.removeprefix("refs/heads/").removeprefix("origin/")
+    return None
+
+
+def committed_defaults(text: str, path: Path) -> dict[str, Any]:
+    """The merged params a params file's text gives with nothing overriding it (for cd4ml/run_kind.py)."""
+    from_file = _parse_params(text, path)
+    merged = problem_defaults(from_file.get("problem", DEFAULTS["problem"]))
+    _deep_merge(merged, from_file)
+    return merged
 
 
 def problem_defaults(problem: Any, where: "Origins | None" = None) -> dict[str, Any]:

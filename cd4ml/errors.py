@@ -7,6 +7,7 @@ Exit codes (documented in the README):
     3  a service (MLflow, Elasticsearch, the model server) could not be reached
     4  the model was rejected by the acceptance gate
     5  a monitoring alert threshold was crossed
+    6  deploy refused an experiment: only a run built from the defaults on main is deployed
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_REJECTED = 4
 EXIT_ALERT = 5
+EXIT_EXPERIMENT = 6
 
 
 class Cd4mlError(Exception):
@@ -97,6 +99,12 @@ class ModelRejected(Cd4mlError):
     """The acceptance gate rejected the model."""
 
     exit_code = EXIT_REJECTED
+
+
+class ExperimentRefused(Cd4mlError):
+    """deploy was asked for an experiment (cd4ml/run_kind.py): it never reaches production."""
+
+    exit_code = EXIT_EXPERIMENT
 
 
 class MissingPackage(Cd4mlError):

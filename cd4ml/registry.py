@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from cd4ml import tracking
 from cd4ml.config import TrackingSettings
-from cd4ml.errors import Cd4mlError, ConfigError, DataError, ModelRejected, ServiceUnreachable
+from cd4ml.errors import Cd4mlError, ConfigError, DataError, ExperimentRefused, ModelRejected, ServiceUnreachable
 
 ALIAS = "production"
 LINEAGE_TAGS = tracking.LINEAGE_TAGS
@@ -119,14 +119,23 @@ def register(mlflow_client, name: str, run_id: str, model_uri: str, run_tags: di
 
 
 def deployable(mlflow_client, run_id: str, script: str, model_uri: str | None = None) -> tuple[Any, str]:
-    """(the MLflow run, its model's URI) when the gate accepted the run; ModelRejected (exit 4)
-    when it rejected it or never judged it. model_uri: the one the pipeline recorded, if known."""
+    """(the MLflow run, its model's URI) when the gate accepted a production candidate; ModelRejected
+    (exit 4) when the gate rejected it or never judged it, ExperimentRefused (exit 6) when it is an
+    experiment (its cd4ml.run_kind tag: cd4ml/run_kind.py). model_uri: the one the pipeline recorded."""
     found = run(mlflow_client, run_id)
     verdict = tracking.verdict(found)
     if verdict == tracking.REJECTED:
         raise ModelRejected(
             f"run {run_id} was rejected by the acceptance gate; it is not deployed.",
             "Improve the model and run the pipeline again, or revert the change that made it (git revert).",
+        )
+    tags = found.data.tags
+    if tags.get(tracking.RUN_KIND) == tracking.EXPERIMENT:
+        raise ExperimentRefused(
+            f"run {run_id} is an experiment ({tags.get(tracking.RUN_KIND_REASON, 'no reason recorded')}); "
+            "deploy takes only production candidates.",
+            "To ship it, make it the default: commit the change to the problem's params file on main and "
+            "let the pipeline build it (docs/experiments.md).",
         )
     if verdict != tracking.ACCEPTED:
         raise ModelRejected(

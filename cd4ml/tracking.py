@@ -8,7 +8,8 @@ writes or a command reads is a constant below. A pipeline run records
   metrics  the problem's (Favorita: r2, nwrmsle, mae; houses: r2, rmse, mae, mape), baseline_*,
            best_* and r2_gap_closed (when the data knows the expected targets), rows_train,
            rows_valid, seconds_<stage>;
-  tags     git.commit, git.dirty, build_number, problem, data.sha256, data.rows_read,
+  tags     git.commit, git.dirty, build_number, problem, cd4ml.run_kind and cd4ml.run_kind_reason
+           (experiment or candidate: cd4ml/run_kind.py), data.sha256, data.rows_read,
            data.rows_kept, data.source, validation.split, validation.first_date (by date;
            pipeline.path and scale.engine on
            the scale path), and the gate's acceptance.verdict and acceptance.message;
@@ -44,6 +45,9 @@ DATA_SOURCE = "data.source"
 VALIDATION_FIRST_DATE = "validation.first_date"
 VALIDATION_SPLIT = "validation.split"  # [split] by: "date", or "hash <fraction> of ids (seed <seed>)"
 SCALE_ENGINE = "scale.engine"
+RUN_KIND = "cd4ml.run_kind"  # CANDIDATE or EXPERIMENT: the experiment rule of cd4ml/run_kind.py
+CANDIDATE, EXPERIMENT = "candidate", "experiment"
+RUN_KIND_REASON = "cd4ml.run_kind_reason"  # why, in one line
 PID_TAG = "cd4ml.pid"  # with HOST_TAG: which process runs it, so a killed run can be marked FAILED
 HOST_TAG = "cd4ml.host"
 # the acceptance gate's record on the run
@@ -53,7 +57,7 @@ VERDICT_MESSAGE = "acceptance.message"
 PRODUCTION_VERSION = "acceptance.production_version"
 PRODUCTION_METRIC = "acceptance.production_{metric}"  # production's score on the run's validation rows
 # what a registered version carries from its run
-LINEAGE_TAGS = (GIT_COMMIT, GIT_DIRTY, BUILD_NUMBER, DATA_SHA256, DATA_ROWS_READ, DATA_SOURCE)
+LINEAGE_TAGS = (GIT_COMMIT, GIT_DIRTY, BUILD_NUMBER, DATA_SHA256, DATA_ROWS_READ, DATA_SOURCE, RUN_KIND)
 # artifacts
 MODEL = "model"
 VALIDATION_ROWS = "validation/rows.parquet"  # every validation row: model inputs, target, weight

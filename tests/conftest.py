@@ -28,8 +28,11 @@ HANDED_OUT_PARAMS = ROOT / "tests" / "params.toml"
 
 
 def pytest_configure(config) -> None:
-    """Point every command a test runs (in this process or a child) at the handed-out params."""
+    """Point every command a test runs (in this process or a child) at the handed-out params, on main:
+    the tests test what main does, whichever branch this checkout is on (cd4ml/run_kind.py: a run
+    elsewhere is an experiment, which deploy refuses; tests of that rule set the branch themselves)."""
     os.environ["CD4ML_PARAMS"] = str(HANDED_OUT_PARAMS)
+    os.environ["CD4ML_BRANCH"] = "main"
 
 
 def params_text(changes: dict[str, object] | None = None) -> str:
@@ -52,6 +55,25 @@ def params_file(folder: Path, changes: dict[str, object] | None = None, name: st
     """A params file of the test's own: the handed-out one with `changes` (see params_text)."""
     path = folder / name
     path.write_text(params_text(changes))
+    return path
+
+
+def committed_params(repo: Path, text: str, message: str = "the team's defaults") -> Path:
+    """params.toml with this text, committed on main in a git repository of the test's own: the
+    defaults of a team whose params differ from the handed-out ones. Name it with CD4ML_PARAMS and
+    the runs built from it are production candidates (cd4ml/run_kind.py); commit again to change them."""
+    repo.mkdir(parents=True, exist_ok=True)
+    path = repo / "params.toml"
+    path.write_text(text)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.org", *args], cwd=repo,
+                       check=True, capture_output=True, timeout=30)
+
+    if not (repo / ".git").exists():
+        git("init", "-q", "-b", "main")
+    git("add", path.name)
+    git("commit", "-qm", message)
     return path
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from cd4ml import tracking
+from cd4ml import run_kind, tracking
 from cd4ml.config import Settings
 from cd4ml.progress import Reporter
 from cd4ml.tracking_process import RunProcess, tracked_run
@@ -36,11 +36,13 @@ class RunResult:
     metrics: dict[str, float]
     data: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    run_kind: str = ""  # candidate or experiment (cd4ml/run_kind.py)
 
     def as_json(self) -> str:
         return json.dumps({
             "run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
             "model_uri": self.model_uri, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
+            "run_kind": self.run_kind,
         }, sort_keys=True)
 
 
@@ -71,11 +73,13 @@ def track(settings: Settings, reporter: Reporter, process: RunProcess, problem_n
     prepared, end the run and record it for the acceptance gate."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    kind = run_kind.classify(settings)
+    reporter.say(f"{kind}" + ("; deploy refuses it" if kind.experiment else ""))
     with tracked_run(process) as run:
         run.log(params=params, tags={
             **tracking.git_tags(settings.paths.root),
             **({tracking.BUILD_NUMBER: settings.tracking.build_number} if settings.tracking.build_number else {}),
-            tracking.PROBLEM: problem_name, **tags,
+            tracking.PROBLEM: problem_name, tracking.RUN_KIND: kind.kind, tracking.RUN_KIND_REASON: kind.reason, **tags,
         })
         prepared = work(seconds)
         clock = time.perf_counter()
@@ -89,7 +93,7 @@ def track(settings: Settings, reporter: Reporter, process: RunProcess, problem_n
     seconds["total"] = time.perf_counter() - started
     result = RunResult(
         run_id=run.id, experiment_id=run.experiment_id, tracking_uri=settings.tracking.uri,
-        model_uri=run.model_uri, metrics=prepared.metrics, data=data, seconds=seconds,
+        model_uri=run.model_uri, metrics=prepared.metrics, data=data, seconds=seconds, run_kind=kind.kind,
     )
     return record_last_run(settings, result)
 

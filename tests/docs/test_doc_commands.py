@@ -43,8 +43,15 @@ from tests.conftest import HANDED_OUT_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = ROOT / "instructions"
-CHAIN = ("1-setup.md", "2-jenkins.md", "3-machine-learning.md", "4-continuous-delivery.md",
+CHAIN = ("1-setup.md", "2-jenkins.md", "3-machine-learning.md", "3b-house-prices.md", "4-continuous-delivery.md",
          "5-undo-changes.md", "6-monitoring.md")
+HOUSES = "3b-house-prices.md"  # runs once the houses problem is here: its params file is its mark
+HOUSES_MISSING = ("the houses problem is issue-15a's and params-houses.toml is not in this checkout yet: "
+                  "exercise 3b runs (and must pass) as soon as it is")
+
+
+def houses_ready(root: Path = ROOT) -> bool:
+    return (root / "params-houses.toml").exists()
 STANDALONE = ("instructions/FAQ.md", "instructions/README.md", "README.md")
 
 BLOCK_TIMEOUT = 300        # seconds for one executed block (the slowest, a full `ci`, takes ~40 s)
@@ -799,6 +806,8 @@ class Workshop:
         if self.workspace is None:
             self.workspace = Workspace(self.folder, activated=False)
         for step in CHAIN[: CHAIN.index(name) + 1]:
+            if step == HOUSES and not houses_ready():
+                continue  # the chain goes on without it; its own test skips, naming why
             if step not in self.results:
                 failed = [s for s, r in self.results.items() if r.failures]
                 if failed:
@@ -823,6 +832,8 @@ def workshop(tmp_path_factory):
 
 @pytest.mark.parametrize("name", CHAIN)
 def test_exercise_runs_as_written(workshop, name):
+    if name == HOUSES and not houses_ready():
+        pytest.skip(HOUSES_MISSING)
     result = workshop.through(name)
     assert not result.failures, "\n\n".join(result.failures)
 

@@ -166,3 +166,14 @@ def test_generate_data_without_forecasts_says_what_to_do(tmp_path):
     done = script(sys.executable, "generate-data", "--actuals-for", str(tmp_path / "none.jsonl"),
                   env={"PATH": "/usr/bin:/bin", "CD4ML_DATA_DIR": str(tmp_path / "data")})
     assert done.returncode == 2 and "no forecasts to write the actual sales of" in done.stderr
+
+
+def test_quickstart_off_main_trains_and_gates_an_experiment_but_deploys_nothing(embedded, tiny_data, monkeypatch):
+    """`make run` on a branch other than main: the run is an experiment, so nothing is deployed, and it says so."""
+    monkeypatch.setenv("CD4ML_DATA_SOURCE", str(tiny_data / "store47-2016.csv"))
+    done = script(sys.executable, "quickstart", "--no-serve", env={**os.environ, "CD4ML_BRANCH": "my-branch"})
+    assert done.returncode == 0, done.stderr
+    assert "run kind: experiment (branch my-branch, not main); deploy refuses it" in done.stderr
+    assert ("an experiment (branch my-branch, not main): not deployed; production is unchanged. "
+            "Build the defaults on main to deploy") in done.stdout
+    assert "deployed:" not in done.stdout

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from cd4ml.events import JsonlSink
 from cd4ml.serving.app import create_app
 from cd4ml.serving.model_store import ModelStore
-from tests.conftest import free_port, params_file
+from tests.conftest import committed_params, free_port, params_text
 from tests.real_stack import ADMIN_TOKEN, Server, cli_env, deliver, production_model
 from tests.serving_helpers import cycling_fetch, loaded, model_a, model_b, serving_settings
 
@@ -126,9 +126,9 @@ def test_gunicorn_workers_swap_under_load_and_flush_their_events_on_exit(mlflow_
 
     env = cli_env(tmp_path, mlflow_server)
     served = {}
-    for trees in (50, 100):
-        deliver(env, tiny_data, "--params", str(params_file(tmp_path, {"model.gradient_boosting.max_iter": trees},
-                                                            f"params-{trees}.toml")))
+    for trees in (50, 100):  # two commits of the team's defaults: two candidates, two versions
+        team = committed_params(tmp_path / "team", params_text({"model.gradient_boosting.max_iter": trees}), f"{trees} trees")
+        deliver({**env, "CD4ML_PARAMS": str(team)}, tiny_data)
         found = production_model(env)
         served[found.version] = found
     assert sorted(served) == ["1", "2"]

@@ -51,11 +51,11 @@ def test_a_killed_pipeline_leaves_no_run_running(embedded, workshop_data):
         assert ended.info.status == "FAILED"
         assert not running_runs(client)
         # Nothing half-written is deployed: the killed run is not recorded as the last run, and
-        # deploy refuses it by id (the gate never judged it).
+        # deploy refuses it by id (the gate never judged it, and --items all makes it an experiment: exit 6).
         from cd4ml.cli import main
 
         assert not (embedded / "last_run.json").exists()
-        assert main(["deploy", "--run-id", run.info.run_id]) == 4
+        assert main(["deploy", "--run-id", run.info.run_id]) == 6
         assert not client.search_registered_models()
     finally:
         if pipeline.poll() is None:

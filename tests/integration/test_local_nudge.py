@@ -34,9 +34,9 @@ def every_worker_serves(url: str, version: str, seconds: float = 30) -> bool:
 
 def test_deploy_and_rollback_nudge_the_local_server(mlflow_server, tiny_data, tmp_path):
     params = {}
-    for trees in (50, 100):
+    for trees in (50, 100):  # two builds of the defaults (50 trees): two versions; 100 would be an experiment
         params[trees] = tmp_path / f"params-{trees}.toml"
-        params[trees].write_text(with_trees((ROOT / "params.toml").read_text(), trees))
+        params[trees].write_text(with_trees((ROOT / "params.toml").read_text(), 50))
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "CD4ML_DATA_DIR": str(tmp_path / "data"),
            "CD4ML_DATA_SOURCE": str(tiny_data), "CD4ML_TRACKING_REGISTERED_MODEL": f"nudge-{tmp_path.name}",
            "CD4ML_SERVING_POLL_SECONDS": "3600"}

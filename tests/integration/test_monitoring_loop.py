@@ -27,6 +27,7 @@ from cd4ml.problems.favorita.generate import SizeSpec, generate
 from cd4ml.serving.app import create_app
 from cd4ml.serving.model_store import ModelStore
 from cd4ml.serving.registry_source import production_fetcher
+from tests.conftest import HANDED_OUT_PARAMS, committed_params
 
 TRAINING = SizeSpec("loop-training", (47,), 20, date(2016, 1, 1), date(2016, 6, 30))
 ARRIVING = SizeSpec("loop-actuals", (47,), 20, date(2016, 7, 1), date(2016, 7, 14))
@@ -40,7 +41,9 @@ def world(embedded, tmp_path, monkeypatch):
     training.parent.mkdir()
     shutil.copy(tmp_path / "generated" / schema.WORKSHOP_FILE, training)
     monkeypatch.setenv("CD4ML_DATA_SOURCE", str(training))
-    monkeypatch.setenv("CD4ML_DATA_ITEMS", "all")
+    every_item = HANDED_OUT_PARAMS.read_text().replace("items = [99197, 105574, 1963838]", 'items = "all"')
+    assert 'items = "all"' in every_item
+    monkeypatch.setenv("CD4ML_PARAMS", str(committed_params(tmp_path / "team", every_item)))  # the team's defaults
     return {"data": embedded, "training": training, "july": tmp_path / "july"}
 
 

@@ -170,3 +170,44 @@ def test_params_houses_toml_picks_the_houses_problem():
 def test_cd4ml_problem_picks_the_problem_and_its_defaults(tmp_path):
     settings = load_settings(params(tmp_path), environ={"CD4ML_PROBLEM": "houses"})
     assert settings.problem == "houses" and settings.tracking.experiment == "house-prices"
+
+
+def test_set_overrides_dotted_keys_with_toml_values(tmp_path):
+    settings = load_settings(params(tmp_path), environ={}, sets=["model.name=lasso", "model.lasso.alpha=0.5",
+                                                                 "split.validation_days = 30"])
+    assert settings.model.name == "lasso" and settings.model.params == {"alpha": 0.5}
+    assert settings.validation_days == 30
+    assert settings.provenance.flags == ("--set model.name=lasso", "--set model.lasso.alpha=0.5",
+                                         "--set split.validation_days = 30")
+
+
+@pytest.mark.parametrize("text, said", [
+    ("model.nme=lasso", "--set model.nme: params.toml and the defaults have no key 'nme' in model; its keys: name"),
+    ("modle.name=lasso", "no key 'modle' in the top level"),
+    ("model.name", "--set takes KEY=VALUE; got 'model.name'."),
+])
+def test_set_rejects_an_unknown_key_or_a_missing_value_in_one_line(tmp_path, text, said):
+    with pytest.raises(ConfigError, match=re.escape(said)) as raised:
+        load_settings(params(tmp_path), environ={}, sets=[text])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_bad_set_value_is_named_by_its_flag(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("--set split.validation_days must be an integer >= 1; got 0.")):
+        load_settings(params(tmp_path), environ={}, sets=["split.validation_days=0"])
+
+
+def test_problem_picks_its_default_params_file_and_params_beats_it(tmp_path):
+    from cd4ml.config import PROBLEM_PARAMS
+
+    assert PROBLEM_PARAMS == {"favorita": "params.toml", "houses": "params-houses.toml"}
+    assert load_settings(problem="favorita", environ={"CD4ML_PARAMS": str(params(tmp_path))}).params_file == ROOT / "params.toml"
+    assert load_settings(params(tmp_path), problem="favorita", environ={}).params_file == tmp_path / "params.toml"
+    with pytest.raises(ConfigError, match=re.escape("--problem must be one of favorita, houses; got 'zillow'.")):
+        load_settings(problem="zillow", environ={})
+
+
+def test_the_branch_comes_from_cd4ml_branch_then_jenkins(tmp_path):
+    assert load_settings(params(tmp_path), environ={"GIT_BRANCH": "origin/main"}).provenance.branch == "main"
+    assert load_settings(params(tmp_path), environ={"CD4ML_BRANCH": "x", "BRANCH_NAME": "main"}).provenance.branch == "x"
+    assert load_settings(params(tmp_path), environ={}).provenance.branch is None
