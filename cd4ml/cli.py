@@ -72,8 +72,6 @@ def _parser() -> argparse.ArgumentParser:
                               description="Write synthetic Favorita data in the Kaggle layout and the workshop's single file; "
                                           "with --problem houses, house sales with their zip-code table (docs/data.md).",
                               epilog=EXIT_CODES)
-    gen.add_argument("--problem", default="favorita", choices=("favorita", "houses"),
-                     help="whose data: Favorita's sales (default) or house sales (data/houses: sales.csv, zipcodes.csv)")
     gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"),
                      help="how much data (default: workshop; houses: 2,000, 100,000 or 1,000,000 sales)")
     gen.add_argument("--out", type=Path, default=None, help="folder to write (default: data/<size>)")
@@ -158,9 +156,6 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Time the data pass and the whole pipeline; report speed, memory and scores.",
                                 epilog=EXIT_CODES)
     bench.add_argument("--data", type=Path, default=None, help="data to use (default: generated data/workshop)")
-    bench.add_argument("--problem", default="favorita", choices=("favorita", "houses"),
-                       help="houses: the pipeline of params-houses.toml (or --params) on data/houses (generated if "
-                            "missing): wall time, peak memory, r2 against the baseline and the best achievable")
     bench.add_argument("--skip-server", action="store_true", help="only the pipeline, not the model server (which needs wrk)")
     bench.add_argument("--monitor", action="store_true", help="only `monitor` over one million generated events")
     bench.add_argument("--size", default="workshop", choices=("workshop", "full"),
@@ -275,9 +270,9 @@ FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--sto
 def _generate_data(args: argparse.Namespace) -> int:
     from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, for this command only
 
-    settings = _settings(args)
+    settings = _settings(args)  # --problem houses (or its params file): house sales
     seed = settings.seed if args.seed is None else args.seed
-    if args.problem == "houses":
+    if settings.problem == "houses":
         return _generate_houses(args, settings, seed)
     if args.actuals_for is not None:
         return _generate_actuals(args, settings, seed)
@@ -614,9 +609,9 @@ def _create_local_store(settings: Settings) -> None:
 def _benchmark(args: argparse.Namespace) -> int:
     from benchmarks.workshop import benchmark_pipeline
 
-    if args.problem == "houses":
-        return _benchmark_houses(args)
     settings = _settings(args)
+    if settings.problem == "houses":  # --problem houses: the pipeline of params-houses.toml on data/houses
+        return _benchmark_houses(args)
     if getattr(args, "load", False) or getattr(args, "fluentd_fault", False):
         from dataclasses import replace
 

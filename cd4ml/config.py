@@ -408,7 +408,12 @@ def committed_defaults(text: str, path: Path) -> dict[str, Any]:
 
 
 def problem_defaults(problem: Any, where: "Origins | None" = None) -> dict[str, Any]:
-    """DEFAULTS with the problem's own over them (PROBLEM_DEFAULTS): its [data] table replaces DEFAULTS'."""
+    """DEFAULTS with the problem's own over them (PROBLEM_DEFAULTS): its [data] table replaces DEFAULTS'.
+    A problem outside cd4ml/problems is known once the module CD4ML_EXTRA_PROBLEMS names registers it."""
+    if isinstance(problem, str) and problem not in PROBLEM_DEFAULTS and extra_problem_modules():
+        from cd4ml.problems import known_problems  # deferred: cd4ml.problems imports this module
+
+        known_problems()  # imports the extra modules, whose register_problem calls add their defaults
     if not isinstance(problem, str) or problem not in PROBLEM_DEFAULTS:
         name = where("problem") if where else "problem"
         raise ConfigError(f"{name} must be one of {', '.join(PROBLEM_DEFAULTS)}; got {problem!r}.")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cd4ml.metrics import evaluate
+from cd4ml.metrics import Evaluate, evaluate
 
 Key = tuple  # the values of the join key's fields, e.g. (date YYYY-MM-DD, item_nbr, store_nbr)
 
@@ -108,9 +108,10 @@ def merge_latest(into: LatestForecasts, latest: Mapping[Key, tuple[str, float, s
     into.unmatched_events += unmatched
 
 
-def live_accuracy(actuals: Mapping[Key, Actual], forecasts: LatestForecasts) -> dict[str, Any]:
-    """r2, NWRMSLE and MAE of the latest forecasts against the actuals, with what was joined, and
-    the actual and forecast totals per date (for the page's chart)."""
+def live_accuracy(actuals: Mapping[Key, Actual], forecasts: LatestForecasts, evaluate: Evaluate = evaluate) -> dict[str, Any]:
+    """The problem's metrics (`evaluate`, its Problem.evaluate; Favorita's r2, NWRMSLE and MAE by
+    default) of the latest forecasts against the actuals, with what was joined, and the actual and
+    forecast totals per date when the key starts with the date (for the page's chart)."""
     keys = sorted(forecasts.latest)
     result: dict[str, Any] = {
         "rows": len(keys),

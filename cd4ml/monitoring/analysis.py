@@ -105,20 +105,24 @@ class Day:
 
     def __init__(self) -> None:
         self.versions: Counter = Counter()  # model_version -> events
-        self.items: Counter = Counter()  # item_nbr -> events
+        self.items: Counter = Counter()  # drift key (Favorita: item_nbr) -> events
         self.latency: Counter = Counter()  # log_bucket(latency_ms) -> events
 
 
 class EventStats:
-    """Volume, products, versions, latency and forecast distribution of a stream of checked events."""
+    """Volume, drift keys (Favorita: products), versions, latency and forecast distribution of a
+    stream of checked events. The fields are a problem's (events_source.EventSchema): `drift` is
+    counted per value, `label` names a value (None: its text), `requested` is the date asked for
+    (None: no weekdays); the defaults are Favorita's."""
 
-    def __init__(self) -> None:
+    def __init__(self, drift: str = "item_nbr", label: str | None = "item_name", requested: str | None = "date") -> None:
+        self.drift, self.label, self.date = drift, label, requested
         self.count = 0
         self.first: str | None = None  # earliest @timestamp
         self.last: str | None = None
         self.by_day: dict[str, Day] = {}
-        self.forecast_sum: dict[int, float] = {}  # item_nbr -> sum of forecasts
-        self.item_names: dict[int, str] = {}  # item_nbr -> the latest name seen
+        self.forecast_sum: dict[Any, float] = {}  # drift key -> sum of forecasts
+        self.item_names: dict[Any, str] = {}  # drift key -> the latest label seen
         self.version_runs: dict[str, str] = {}  # model_version -> the latest run id seen
         self.requested: Counter = Counter()  # requested date -> events
         self.forecasts: Counter = Counter()  # log_bucket(forecast) -> events
@@ -126,7 +130,7 @@ class EventStats:
     def add(self, event: Mapping[str, Any]) -> None:
         """One event (the reference; add_columns is the same, faster)."""
         stamp = event["@timestamp"]
-        item, version = event["item_nbr"], event["model_version"]
+        item, version = event[self.drift], event["model_version"]
         self.count += 1
         self.first = stamp if self.first is None or stamp < self.first else self.first
         self.last = stamp if self.last is None or stamp > self.last else self.last
@@ -135,9 +139,11 @@ class EventStats:
         day.items[item] += 1
         day.latency[log_bucket(event["latency_ms"])] += 1
         self.forecast_sum[item] = self.forecast_sum.get(item, 0.0) + event["prediction"]
-        self.item_names[item] = event["item_name"]
+        if self.label:
+            self.item_names[item] = event[self.label]
         self.version_runs[version] = event["run_id"]
-        self.requested[event["date"]] += 1
+        if self.date:
+            self.requested[event[self.date]] += 1
         self.forecasts[log_bucket(event["prediction"])] += 1
 
     def add_columns(self, batch: Mapping[str, Sequence[Any]]) -> None:
@@ -146,7 +152,7 @@ class EventStats:
         stamps = batch["@timestamp"]
         if not stamps:
             return
-        items, versions, forecasts = batch["item_nbr"], batch["model_version"], batch["prediction"]
+        items, versions, forecasts = batch[self.drift], batch["model_version"], batch["prediction"]
         latencies = list(map(log_bucket, batch["latency_ms"]))
         self.count += len(stamps)
         low, high = min(stamps), max(stamps)
@@ -169,9 +175,11 @@ class EventStats:
         sums = self.forecast_sum
         for item, forecast in zip(items, forecasts):
             sums[item] = sums.get(item, 0.0) + forecast
-        self.item_names.update(zip(items, batch["item_name"]))
+        if self.label:
+            self.item_names.update(zip(items, batch[self.label]))
         self.version_runs.update(zip(versions, batch["run_id"]))
-        self.requested.update(batch["date"])
+        if self.date:
+            self.requested.update(batch[self.date])
         self.forecasts.update(map(log_bucket, forecasts))
 
     def merge(self, later: "EventStats") -> None:
@@ -211,7 +219,7 @@ class EventStats:
         return [date.fromordinal(n).isoformat() for n in range(first.toordinal(), last.toordinal() + 1)]
 
     def item_totals(self) -> Counter:
-        """item_nbr -> events, over all days."""
+        """drift key -> events, over all days."""
         totals: Counter = Counter()
         for day in self.by_day.values():
             totals.update(day.items)
@@ -224,7 +232,7 @@ class EventStats:
         per_day = [self.by_day.get(d, empty) for d in days]
         versions = sorted({v for day in per_day for v in day.versions}, key=_version_key)
         item_totals = self.item_totals()
-        ranked = sorted(item_totals, key=lambda item: (-item_totals[item], item))
+        ranked = sorted(item_totals, key=lambda item: (-item_totals[item], natural(item)))
         shown, rest = ranked[:top], ranked[top:]
         latency_all: Counter = Counter()
         for day in per_day:
@@ -242,7 +250,7 @@ class EventStats:
                 for v in versions
             ],
             "items": [
-                {"item_nbr": item, "name": self.item_names.get(item, str(item)), "events": item_totals[item],
+                {"key": item, "name": self.item_names.get(item, str(item)), "events": item_totals[item],
                  "mean_forecast": self.forecast_sum[item] / item_totals[item],
                  "per_day": [day.items[item] for day in per_day]}
                 for item in shown
@@ -261,6 +269,14 @@ class EventStats:
             "weekdays": weekday_counts(self.requested),
             "forecasts": {str(b): n for b, n in sorted(self.forecasts.items())},  # log bucket -> events
         }
+
+
+def natural(key: Any) -> tuple:
+    """A sort key for drift keys of any type: numbers (and digit strings) by value, then text."""
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
+        return (0, key, "")
+    text = str(key)
+    return (0, int(text), text) if text.isdigit() else (1, 0, text)
 
 
 def _version_key(version: str) -> tuple:

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any, Iterator
 
 from cd4ml.monitoring.elasticsearch_client import call
-from cd4ml.monitoring.events_source import SOURCE_FIELDS, Columns, EventCheck
+from cd4ml.monitoring.events_source import DEFAULT_SCHEMA, Columns, EventCheck, EventSchema
 from cd4ml.monitoring.window import Window
 
 
@@ -20,9 +20,10 @@ class ElasticsearchEvents:
     """
 
     def __init__(self, client: Any, index: str, page_size: int = 5000, keep_alive: str = "2m", url: str = "",
-                 problem: str | None = None) -> None:
+                 problem: str | None = None, schema: EventSchema = DEFAULT_SCHEMA) -> None:
         self.client = client
         self.problem = problem  # keep only this problem's events
+        self.schema = schema  # the problem's event fields (events_source.schema_of)
         self.index = index
         self.page_size = page_size
         self.keep_alive = keep_alive
@@ -32,7 +33,7 @@ class ElasticsearchEvents:
         self.requests = 0
 
     def batches(self, window: Window) -> Iterator[Columns]:
-        check = EventCheck(window, self.problem)
+        check = EventCheck(window, self.problem, self.schema)
         pit = self._call(self.client.open_point_in_time, index=self.index, keep_alive=self.keep_alive)["id"]
         try:
             after = None
@@ -46,7 +47,7 @@ class ElasticsearchEvents:
                     }}},
                     sort=[{"@timestamp": {"order": "asc"}}, {"_shard_doc": {"order": "asc"}}],
                     search_after=after,
-                    source=list(SOURCE_FIELDS),
+                    source=list(self.schema.source_fields),
                     track_total_hits=False,
                 )
                 pit = page.get("pit_id") or pit  # always use the latest id

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from cd4ml.errors import DataError
-from cd4ml.monitoring.events_source import FIELDS, Columns, Event, EventCheck
+from cd4ml.monitoring.events_source import DEFAULT_SCHEMA, FIELDS, Columns, Event, EventCheck, EventSchema
 from cd4ml.monitoring.window import Window
 
 
@@ -37,9 +37,10 @@ class JsonlEvents:
     """
 
     def __init__(self, path: Path, tail_bytes: int | None = None, start: int = 0, end: int | None = None,
-                 problem: str | None = None) -> None:
+                 problem: str | None = None, schema: EventSchema = DEFAULT_SCHEMA) -> None:
         self.path = Path(path)
         self.problem = problem  # keep only this problem's events (a server of several logs all theirs here)
+        self.schema = schema  # the problem's event fields (events_source.schema_of)
         self.tail_bytes = tail_bytes
         self.start, self.end = start, end
         self.description = f"jsonl {self.path}"
@@ -61,10 +62,10 @@ class JsonlEvents:
                 file.readline()  # to the start of the next line
                 cuts.append(min(file.tell(), size))
         cuts.append(size)
-        return [JsonlEvents(self.path, start=a, end=b, problem=self.problem) for a, b in zip(cuts, cuts[1:])]
+        return [JsonlEvents(self.path, start=a, end=b, problem=self.problem, schema=self.schema) for a, b in zip(cuts, cuts[1:])]
 
     def batches(self, window: Window) -> Iterator[Columns]:
-        check = EventCheck(window, self.problem)
+        check = EventCheck(window, self.problem, self.schema)
         since, until = check.since.encode(), check.until.encode()
         try:
             file = self.path.open("rb")
@@ -99,14 +100,14 @@ class JsonlEvents:
     def _chunk(self, body: bytes, check: EventCheck, since: bytes, until: bytes) -> Columns:
         """The events of whole lines: the fast path, else halves of the chunk (so one odd line
         costs its neighbours little), else, for a few hundred lines, the JSON path."""
-        ours = _our_layout(body, check, since, until)
+        ours = _our_layout(body, check, since, until) if check.schema.fields.keys() == FIELDS.keys() else None
         if ours is not None:
             return ours
         if body.count(b"\n") > SPLIT_BELOW_LINES:
             middle = body.index(b"\n", len(body) // 2) + 1
             if middle < len(body):
                 first, second = self._chunk(body[:middle], check, since, until), self._chunk(body[middle:], check, since, until)
-                return {name: [*first[name], *second[name]] for name in FIELDS}
+                return {name: [*first[name], *second[name]] for name in check.schema.fields}
         return check.keep(_parse_lines(body.split(b"\n"), since, until, self.skipped), self.skipped)
 
 
@@ -195,9 +196,10 @@ def _parse_lines(lines: list[bytes], since: bytes, until: bytes, skipped: Counte
     return values
 
 
-def parse_lines_one_by_one(lines: Iterable[bytes], window: Window) -> tuple[list[Event], Counter]:
+def parse_lines_one_by_one(lines: Iterable[bytes], window: Window, problem: str | None = None,
+                           schema: EventSchema = DEFAULT_SCHEMA) -> tuple[list[Event], Counter]:
     """The reference for JsonlEvents: every line parsed and checked on its own, with `problem`."""
-    check, skipped, kept = EventCheck(window), Counter(), []
+    check, skipped, kept = EventCheck(window, problem, schema), Counter(), []
     for line in lines:
         if not line.strip():
             continue
@@ -208,7 +210,7 @@ def parse_lines_one_by_one(lines: Iterable[bytes], window: Window) -> tuple[list
             continue
         why = check.problem(value)
         if why is None:
-            kept.append({name: value[name] for name in FIELDS})
+            kept.append({name: value[name] for name in schema.fields})
         elif why != "outside":
             skipped[why] += 1
     return kept, skipped

@@ -3,7 +3,8 @@
 The pipeline logs it with every model as the artifact profile/training.json; `monitor` downloads
 the production model's profile and compares the live events with it (population stability index):
 
-    items      share of training rows per item_nbr
+    items      share of training rows per value of the problem's drift key (Favorita: item_nbr,
+               houses: zipcode), keyed by the value's text
     weekdays   share of training rows per weekday of their date, Monday first
     forecast   bins (about deciles) and shares of the model's own forecasts of the validation
                rows: what its predictions looked like before deployment. The bin edges are
@@ -54,18 +55,20 @@ def shares_in(buckets: Counter, edges: Sequence[int]) -> list[float]:
 def training_profile(
     items: np.ndarray, dates: np.ndarray, target: np.ndarray, forecasts: np.ndarray, bins: int = BINS,
 ) -> dict[str, Any]:
-    """The profile of a model's training rows (items, dates, target) and its validation forecasts."""
-    items = np.asarray(items, dtype=np.int64)
+    """The profile of a model's training rows (their drift keys `items`, dates, target) and its
+    validation forecasts. Integer keys are written as their number, others as their text."""
+    items = np.asarray(items)
     if len(items) == 0:
         raise ValueError("a training profile needs at least one training row")
     weekdays = _weekdays(dates)
-    numbers, counts = np.unique(items, return_counts=True)
+    integers = items.dtype.kind in "iu"
+    numbers, counts = np.unique(items if integers else items.astype(str), return_counts=True)
     forecast_buckets = _numpy_buckets(forecasts)
     edges = quantile_edges(forecast_buckets, bins)
     return {
         "profile_version": PROFILE_VERSION,
         "rows": int(len(items)),
-        "items": {str(int(n)): float(c) / len(items) for n, c in zip(numbers, counts)},
+        "items": {str(int(n)) if integers else str(n): float(c) / len(items) for n, c in zip(numbers, counts)},
         "weekdays": [float(c) / len(items) for c in np.bincount(weekdays, minlength=7)],
         "forecast": {"edges": edges, "edge_values": [bucket_low(e) for e in edges],
                      "shares": shares_in(forecast_buckets, edges)},

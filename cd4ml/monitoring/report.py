@@ -14,26 +14,29 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from cd4ml.config import MonitoringSettings
+from cd4ml.metrics import HIGHER_IS_BETTER
 from cd4ml.monitoring.analysis import (
-    OTHER, WEEKDAYS, EventStats, binned, bucket_low, grouped, psi, shares, weekday_counts,
+    OTHER, WEEKDAYS, EventStats, binned, bucket_low, grouped, natural, psi, shares, weekday_counts,
 )
 
 REPORT_VERSION = 1
-HIGHER_IS_BETTER = {"r2": True, "nwrmsle": False, "mae": False}
 FEATURES = {"items": "requested products", "weekdays": "requested weekdays", "forecast": "forecasts"}
 
 
 def drift(stats: EventStats, profile: Mapping[str, Any], top_items: int) -> dict[str, Any]:
-    """PSI of requested products (the training's top items, the rest together), requested
-    weekdays and forecast bins, live against the training profile."""
-    trained = {int(k): float(v) for k, v in profile["items"].items()}
-    top = sorted(trained, key=lambda item: (-trained[item], item))[:top_items]
-    live_items = stats.item_totals()
-    names = [stats.item_names.get(i, str(i)) for i in top]
-    found = {
-        "items": (names + [OTHER], grouped(trained, top), grouped(live_items, top)),
-        "weekdays": (list(WEEKDAYS), list(profile["weekdays"]), weekday_counts(stats.requested)),
-    }
+    """PSI of the requested drift keys (Favorita: products; the training's top ones, the rest
+    together), requested weekdays and forecast bins, live against the training profile. Keys
+    compare as text: the profile writes them so."""
+    trained = {str(k): float(v) for k, v in profile["items"].items()}
+    top = sorted(trained, key=lambda key: (-trained[key], natural(key)))[:top_items]
+    live_items: dict[str, int] = {}
+    for key, n in stats.item_totals().items():
+        live_items[str(key)] = live_items.get(str(key), 0) + n
+    named = {str(key): name for key, name in stats.item_names.items()}
+    names = [named.get(key, key) for key in top]
+    found = {"items": (names + [OTHER], grouped(trained, top), grouped(live_items, top))}
+    if sum(stats.requested.values()):
+        found["weekdays"] = (list(WEEKDAYS), list(profile["weekdays"]), weekday_counts(stats.requested))
     edges = [int(e) for e in profile["forecast"]["edges"]]
     found["forecast"] = (bin_labels(edges), list(profile["forecast"]["shares"]), binned(stats.forecasts, edges))
     result = {}
@@ -42,6 +45,8 @@ def drift(stats: EventStats, profile: Mapping[str, Any], top_items: int) -> dict
             continue
         result[name] = {"psi": psi(expected, actual), "labels": labels,
                         "training": shares(expected), "live": shares(actual)}
+    if "items" in result:
+        result["items"]["field"] = stats.drift  # what was counted: the problem's drift key
     return result
 
 
@@ -71,10 +76,12 @@ def judge(
             alerts.append(f"latency p99 {p99:.1f} ms is above max_latency_p99_ms {limits.max_latency_p99_ms:g} ms")
         for name, found in (found_drift or {}).items():
             value = found["psi"]
+            field = found.get("field", "item_nbr")
+            what = FEATURES[name] if name != "items" or field == "item_nbr" else f"requested {field} values"
             if value > limits.psi_alert:
-                alerts.append(f"drift of {FEATURES[name]}: PSI {value:.3f} is above psi_alert {limits.psi_alert:g}")
+                alerts.append(f"drift of {what}: PSI {value:.3f} is above psi_alert {limits.psi_alert:g}")
             elif value > limits.psi_warn:
-                warnings.append(f"drift of {FEATURES[name]}: PSI {value:.3f} is above psi_warn {limits.psi_warn:g}")
+                warnings.append(f"drift of {what}: PSI {value:.3f} is above psi_warn {limits.psi_warn:g}")
     if accuracy and accuracy.get("metrics"):
         rows = accuracy["rows"]
         live = accuracy["metrics"][metric]

@@ -31,15 +31,15 @@ from cd4ml.monitoring.analysis import EventStats
 from cd4ml.monitoring.elasticsearch_client import elasticsearch_client
 from cd4ml.monitoring.elasticsearch_events import ElasticsearchEvents
 from cd4ml.monitoring.elasticsearch_index import index_documents
-from cd4ml.monitoring.events_source import EventSource
+from cd4ml.monitoring.events_source import DEFAULT_SCHEMA, EventSchema, EventSource, schema_of
 from cd4ml.monitoring.jsonl_events import MIN_PART_BYTES, JsonlEvents
 from cd4ml.monitoring.profile import read_profile
 from cd4ml.monitoring.window import Window, iso
+from cd4ml.problems import get_problem
 from cd4ml.progress import Reporter
 
 SOURCES = ("jsonl", "elasticsearch")
 REPORT_ARTIFACT = tracking.REPORT_ARTIFACT
-VALIDATION_METRICS = ("r2", "nwrmsle", "mae")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
     if name == "elasticsearch" and events_path:
         raise ConfigError("--events names a JSONL log; it does not go with --source elasticsearch.",
                           "Leave out one of them.")
+    schema = event_schema(settings.problem)
     if name == "jsonl":
-        return JsonlEvents(events_path or settings.paths.prediction_log, problem=settings.problem)
+        return JsonlEvents(events_path or settings.paths.prediction_log, problem=settings.problem, schema=schema)
     found = settings.monitoring
     if not found.elasticsearch_url:
         raise ConfigError(
@@ -73,7 +74,13 @@ def make_source(settings: Settings, name: str | None, events_path: Path | None =
             "Set it, e.g. CD4ML_ELASTICSEARCH_URL=http://localhost:9200, or use --source jsonl.",
         )
     client = elasticsearch_client(found.elasticsearch_url, found.elasticsearch_user, found.elasticsearch_password)
-    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url, problem=settings.problem)
+    return ElasticsearchEvents(client, found.index, url=found.elasticsearch_url, problem=settings.problem, schema=schema)
+
+
+def event_schema(problem_name: str) -> EventSchema:
+    """The event fields monitoring reads for a problem, from its Serving and drift key."""
+    problem = get_problem(problem_name)
+    return schema_of(problem.serving, problem.drift_key)
 
 
 def gather(
@@ -128,7 +135,8 @@ def pass_processes() -> int:
 def _one_pass(
     source: EventSource, window: Window, actuals: Actuals | None, pause_gc: bool,
 ) -> tuple[EventStats, LatestForecasts | None]:
-    stats = EventStats()
+    schema = getattr(source, "schema", DEFAULT_SCHEMA)
+    stats = EventStats(schema.drift, schema.label, schema.requested)
     joined = LatestForecasts(actuals) if actuals is not None else None
     enabled = gc.isenabled()
     if pause_gc:
@@ -173,8 +181,6 @@ def _part_result(conn, process) -> tuple[EventStats, LatestForecasts | None, dic
 def read_actuals(settings: Settings, path: Path) -> tuple[Actuals, int]:
     """Actual sales from a data drop in either layout (workshop CSV or Kaggle folder), through the
     problem's own readers and processing; returns (actuals by key, keys given twice)."""
-    from cd4ml.problems import get_problem
-
     problem = get_problem(settings.problem)
     data = DataSettings(source=Path(path), items=None, stores=None, max_bad_rows=settings.data.max_bad_rows)
     source = problem.open(data)
@@ -198,7 +204,8 @@ def deployed_model(settings: Settings) -> Deployed | None:
         run = client.get_run(version.run_id)
     except Exception as err:
         raise ServiceUnreachable(f"cannot read run {version.run_id} from MLflow: {err}", "Is MLflow up?") from None
-    validation = {k: float(run.data.metrics[k]) for k in VALIDATION_METRICS if k in run.data.metrics}
+    metrics = get_problem(settings.problem).metric_names
+    validation = {k: float(run.data.metrics[k]) for k in metrics if k in run.data.metrics}
     profile, note = None, None
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -261,7 +268,7 @@ def build(
         found_drift = reports.drift(stats, deployed.profile, limits.top_items)
     accuracy = None
     if joined is not None and actuals is not None:
-        accuracy = live_accuracy(actuals, joined)
+        accuracy = live_accuracy(actuals, joined, get_problem(settings.problem).evaluate)
         accuracy["repeated_actual_keys"] = repeated
     alerts, warnings = reports.judge(
         summary, found_drift, accuracy, deployed.validation if deployed else None, settings.acceptance.metric, limits,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -119,6 +119,8 @@ class Serving(Protocol):
     event_fields: tuple[str, ...]  # the problem's fields in a prediction event (schema in cd4ml/events.py)
     event_types: dict[str, str]  # each event field's Elasticsearch family: keyword, number, boolean, date
     join_key: tuple[str, ...]  # the event fields live accuracy joins actual outcomes on
+    drift_label: str | None  # the event field that names a drift key's value on the report (None: the value)
+    requested_date: str | None  # the event field of the date a forecast is for (its weekdays drift; None: none)
     form_template: str  # the form page's template (cd4ml/serving/templates/; form.html shows form_fields)
     heading: str  # the form page's heading
     example: str  # a query string that works against the workshop data, for messages
@@ -163,13 +165,20 @@ _REGISTERED: dict[str, Callable[[], Problem]] = {}
 _REGISTERED_PARAMS: dict[str, Path] = {}
 
 
-def register_problem(name: str, factory: Callable[[], Problem], params: Path | None = None) -> None:
+def register_problem(name: str, factory: Callable[[], Problem], params: Path | None = None,
+                     defaults: Mapping[str, Any] | None = None, metrics: tuple[str, ...] = ("r2",)) -> None:
     """Make get_problem(name) build factory(): for problems outside this package (e.g. a test's).
     A module named in CD4ML_EXTRA_PROBLEMS calls this when imported, in every process.
-    params: the problem's params file, for `serve` to find its registered model."""
+    params: the problem's params file, for `serve` to find its registered model; defaults: its
+    defaults over config.DEFAULTS (at least its [data] table), metrics: what its evaluate() returns
+    (config checks [acceptance] metric and the [data] keys against them)."""
+    from cd4ml import config
+
     _REGISTERED[name] = factory
     if params is not None:
         _REGISTERED_PARAMS[name] = Path(params)
+    config.PROBLEM_DEFAULTS[name] = dict(defaults or {"data": {"source": "", "max_bad_rows": 0}})
+    config.PROBLEM_METRICS[name] = tuple(metrics)
 
 
 def problem_params() -> dict[str, Path]:

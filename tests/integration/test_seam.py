@@ -47,3 +47,6 @@ def test_a_problem_defined_in_the_tests_runs_the_whole_loop(toy_env, tmp_path):
     assert monitored.returncode == 0, monitored.stdout + monitored.stderr
     report = json.loads(monitored.stdout[monitored.stdout.index("{"):])
     assert report["model"]["version"] == "1" and report["model"]["validation"]["r2"] > 0.9  # the toy's model
+    assert report["events"]["events"] == 3 and report["skipped"] == {}  # its own events, by its own schema
+    assert [(i["key"], i["events"]) for i in report["events"]["items"]] == [(3, 2), (1, 1)]  # counted by its drift key
+    assert report["drift"]["items"]["field"] == "k" and "weekdays" not in report["drift"]  # no requested date

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.dummy import DummyRegressor
+from sklearn.metrics import mean_absolute_error, r2_score
 
 from cd4ml.problems import Table, register_problem
 from cd4ml.request_fields import BadInput, no_unknown, number, one
@@ -68,6 +69,8 @@ class ToyProblem:
     name = "toy"
     request_columns = ("k",)
     trusted_types = (f"{ToyFeatures.__module__}.ToyFeatures",)
+    metric_names = ("r2", "mae")
+    feature_sets = ("default",)
 
     def open(self, data, progress=None) -> Source:
         body = Path(data.source).read_bytes()
@@ -84,8 +87,11 @@ class ToyProblem:
                      target=np.array([r["y"] for r in found]), dates=np.array([r["date"] for r in found], dtype=object),
                      weights=np.zeros(len(found), dtype=bool), ids=np.full(len(found), -1, dtype=np.int64))
 
-    def features(self, table: Table, source: Source) -> ToyFeatures:
+    def features(self, table: Table, source: Source, feature_set: str = "default") -> ToyFeatures:
         return ToyFeatures()
+
+    def evaluate(self, actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+        return {"r2": float(r2_score(actual, predicted)), "mae": float(mean_absolute_error(actual, predicted))}
 
     def levels(self) -> None:
         return None
@@ -117,6 +123,8 @@ class ToyServing:
     event_fields = ("k",)
     event_types = {"k": "number"}
     join_key = ("k",)
+    drift_label = None
+    requested_date = None
     form_template = "form.html"
     example = "k=2"
 
@@ -151,4 +159,5 @@ class ToyServing:
                                                              "responses": {"200": {"description": "y"}}}}}})
 
 
-register_problem("toy", ToyProblem, PARAMS)
+register_problem("toy", ToyProblem, PARAMS, defaults={"data": {"source": "toy/toy.csv", "max_bad_rows": 0}},
+                 metrics=ToyProblem.metric_names)

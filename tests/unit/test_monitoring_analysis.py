@@ -40,8 +40,8 @@ def test_volume_per_day_product_and_version():
     assert [(v["version"], v["events"], v["per_day"], v["run_id"]) for v in s["versions"]] == [
         ("1", 2, [2, 0, 0], "run-1"), ("2", 2, [0, 0, 2], "run-2")]
     milk = s["items"][0]
-    assert (milk["item_nbr"], milk["name"], milk["events"], milk["mean_forecast"]) == (1, "Milk", 2, 11.0)
-    assert [i["item_nbr"] for i in s["items"]] == [1, 2, 3]  # most requested first, ties by number
+    assert (milk["key"], milk["name"], milk["events"], milk["mean_forecast"]) == (1, "Milk", 2, 11.0)
+    assert [i["key"] for i in s["items"]] == [1, 2, 3]  # most requested first, ties by number
     assert s["weekdays"] == [2, 1, 0, 0, 0, 0, 1]  # requested dates: Mon, Mon, Tue, Sun
 
 
@@ -50,7 +50,7 @@ def test_top_products_and_the_rest():
     for e in EVENTS:
         stats.add(e)
     s = stats.summary(top=1)
-    assert [i["item_nbr"] for i in s["items"]] == [1]
+    assert [i["key"] for i in s["items"]] == [1]
     assert s["other_items"] == {"count": 2, "events": 2, "per_day": [1, 0, 1]}
 
 

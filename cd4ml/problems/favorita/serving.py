@@ -63,6 +63,8 @@ class FavoritaServing:
     event_types = {"date": "date", "item_nbr": "number", "item_name": "keyword", "store_nbr": "number",
                    "onpromotion": "boolean"}
     join_key = JOIN_KEY
+    drift_label = "item_name"
+    requested_date = "date"
     form_template = "index.html"
     heading = "How many will we sell?"
     example = "date=2016-08-01&item_nbr=99197"

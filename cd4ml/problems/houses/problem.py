@@ -16,6 +16,7 @@ from cd4ml.problems.houses.baseline import ZipMeanPrice
 from cd4ml.problems.houses.features import FEATURE_SETS, REQUEST_COLUMNS, HouseFeatures, PriceLevels
 from cd4ml.problems.houses.means import PriceMeans
 from cd4ml.problems.houses.process import process_rows
+from cd4ml.problems.houses.serving import SERVING
 
 
 class HousesProblem:
@@ -26,6 +27,8 @@ class HousesProblem:
     trusted_types = tuple(f"{t.__module__}.{t.__name__}" for t in (HouseFeatures, PriceLevels, PriceMeans))
     metric_names = ("r2", "rmse", "mae", "mape")
     feature_sets = tuple(FEATURE_SETS)
+    serving = SERVING
+    drift_key = "zipcode"
 
     def open(self, data: DataSettings, progress: Callable[[int, int], None] | None = None) -> readers.SalesSource:
         return readers.open_source(data.source, progress)

@@ -80,6 +80,8 @@ class HousesServing:
     event_fields = NAMES
     event_types = EVENT_TYPES
     join_key = ("sale_id",)
+    drift_label = None  # a zip code names itself
+    requested_date = "sale_date"
     form_template = "form.html"
     example = "&".join(f"{f.name}={f.example}" for f in FIELDS if f.required)
 
