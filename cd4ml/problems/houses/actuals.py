@@ -21,7 +21,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from werkzeug.datastructures import MultiDict
 
 from cd4ml.errors import DataError
 from cd4ml.problems.houses import schema
@@ -52,7 +51,7 @@ def asked_sales(lines: Iterable[str]) -> tuple[list[dict[str, Any]], int]:
         if event.get("problem") != SERVING.problem or event.get("event") != "prediction":
             continue
         try:
-            request = SERVING.parse(MultiDict({k: _text(event[k]) for k in SERVING.fields if k in event}), None)
+            request = SERVING.parse(_Query({k: _text(event[k]) for k in SERVING.fields if k in event}), None)
         except BadInput:
             malformed += 1
             continue
@@ -110,3 +109,10 @@ def write_actuals(events: Path, out: Path, seed: int) -> dict:
 def _text(value: Any) -> str:
     """An event field's JSON value as the query text the server parsed it from."""
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class _Query(dict):
+    """An event's fields as the query parameters Serving.parse reads (request_fields: getlist)."""
+
+    def getlist(self, name: str) -> list[str]:
+        return [self[name]] if name in self else []
