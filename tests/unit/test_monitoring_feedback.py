@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cd4ml.errors import DataError
-from cd4ml.problems.favorita import feedback
+from cd4ml.problems import files
 from cd4ml.problems.favorita.feedback import add_actuals
 from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.generate import SizeSpec, generate
@@ -144,7 +144,7 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temporary_one(drops, tmp_pat
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(feedback.os, "replace", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)  # the atomic write (cd4ml/problems/files.py)
     with pytest.raises(OSError, match="No space left"):
         add_actuals(drops["february"], target)
     assert target.read_bytes() == content

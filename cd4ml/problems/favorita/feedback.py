@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from cd4ml.errors import DataError
 from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.process import process_row
+from cd4ml.problems.files import append_rows, csv_header, csv_lines, replacing
 
 Key = tuple[str, int, int]
 
@@ -216,8 +214,8 @@ def _add_to_kaggle(folder: Path, rows: list[ActualRow], ids: list[int | None], s
         if row.item_nbr not in known and row.item_nbr not in new_items:
             new_items[row.item_nbr] = row
     if new_items:
-        header = _header(items_path)
-        _append_rows(items_path, header, (
+        header = csv_header(items_path)
+        append_rows(items_path, header, (
             {"item_nbr": str(r.item_nbr), "family": r.family, "class": r.klass, "perishable": str(int(r.perishable))}
             for r in new_items.values()
         ))
@@ -225,18 +223,18 @@ def _add_to_kaggle(folder: Path, rows: list[ActualRow], ids: list[int | None], s
     days_off = sorted({r.day for r in rows if r.dayoff} - scan.calendar)
     if days_off:
         holidays = folder / schema.HOLIDAYS_FILE
-        _append_rows(holidays, _header(holidays), (
+        append_rows(holidays, csv_header(holidays), (
             {"date": d.isoformat(), "type": "Holiday", "locale": "National", "locale_name": "Ecuador",
              "description": "Day off (from a feedback data drop)", "transferred": "False"} for d in days_off
         ))
         result.new_days_off = [d.isoformat() for d in days_off]
     train = folder / schema.TRAIN_FILE
-    _append_rows(train, _header(train), (kaggle_fields(r, i) for r, i in zip(rows, ids)))
+    append_rows(train, csv_header(train), (kaggle_fields(r, i) for r, i in zip(rows, ids)))
 
 
 def _add_to_workshop(path: Path, rows: list[ActualRow], ids: list[int | None], scan: TargetScan,
                      result: FeedbackResult) -> None:
-    header = _header(path)
+    header = csv_header(path)
     old_last = date.fromisoformat(scan.last_date) if scan.last_date else rows[-1].day
     last = max(old_last, rows[-1].day)
     fields = (workshop_fields(r, i, last) for r, i in zip(rows, ids))
@@ -244,16 +242,11 @@ def _add_to_workshop(path: Path, rows: list[ActualRow], ids: list[int | None], s
         _rewrite_with_days_til_end(path, header, last, fields)
         result.recomputed_days_til_end = True
     else:
-        _append_rows(path, header, fields)
+        append_rows(path, header, fields)
     result.last_date = last.isoformat() if result.recomputed_days_til_end else result.last_date
 
 
-# --- writing: a temporary file beside the target, renamed over it -------------------------------
-
-def _header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
-        return [c.strip() for c in next(csv.reader(f), [])]
-
+# --- reading and rewriting the target's files (the writing itself: cd4ml/problems/files.py) --------
 
 def _item_numbers(path: Path) -> set[int]:
     with path.open("r", encoding="utf-8-sig", newline="") as f:
@@ -266,34 +259,12 @@ def _item_numbers(path: Path) -> set[int]:
         return found
 
 
-def _csv_lines(header: list[str], records: Iterable[dict[str, str]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for record in records:
-        writer.writerow([record.get(column, "") for column in header])
-        yield buffer.getvalue().encode("utf-8")
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def _append_rows(path: Path, header: list[str], records: Iterable[dict[str, str]]) -> None:
-    """Copy the file to a temporary one, append the records, rename it over the file."""
-    with _replacing(path) as out, path.open("rb") as original:
-        shutil.copyfileobj(original, out, 1 << 22)
-        if out.tell():
-            original.seek(-1, os.SEEK_END)
-            if original.read(1) != b"\n":
-                out.write(b"\n")
-        for line in _csv_lines(header, records):
-            out.write(line)
-
-
 def _rewrite_with_days_til_end(path: Path, header: list[str], last: date, records: Iterable[dict[str, str]]) -> None:
     """Rewrite the workshop file as a stream with days_til_end_of_data counted to the new last
     date, then append the records."""
     at_date, at_days = header.index("date"), header.index("days_til_end_of_data")
     last_ordinal = last.toordinal()
-    with _replacing(path) as out, path.open("rb") as original:
+    with replacing(path) as out, path.open("rb") as original:
         out.write(original.readline())  # the header as it was (BOM included)
         text = io.TextIOWrapper(original, encoding="utf-8", newline="")
         buffer = io.StringIO()
@@ -309,30 +280,5 @@ def _rewrite_with_days_til_end(path: Path, header: list[str], last: date, record
                 buffer.seek(0)
                 buffer.truncate()
         out.write(buffer.getvalue().encode("utf-8"))
-        for line in _csv_lines(header, records):
+        for line in csv_lines(header, records):
             out.write(line)
-
-
-class _replacing:
-    """A binary file beside `path` that replaces it on a clean exit, and is removed otherwise."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self):
-        fd, self.temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, kind, error, trace) -> None:
-        try:
-            if kind is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-            self.file.close()
-            if kind is None:
-                shutil.copymode(self.path, self.temp)
-                os.replace(self.temp, self.path)
-        finally:
-            if os.path.exists(self.temp):
-                os.unlink(self.temp)

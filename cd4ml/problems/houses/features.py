@@ -6,6 +6,10 @@ PriceLevels, fitted on the training rows only: it puts the smoothed mean price o
 code first in each row as `level` (models.RelativeToLevel fits the ratio to it) and adds the
 state's as `state_mean`. A zip code the training rows never saw gets its state's mean, so
 nothing of the validation rows leaks into their own features.
+
+A request need not hold its state: HouseFeatures learns each training zip code's state, so the
+server answers from the zip code alone; a zip code it never saw gets UNKNOWN_STATE, whose mean
+is the overall one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "default": (*NUMERIC, *TEXT),
     "simple": ("square_feet", "beds", "baths", "state"),
 }
+UNKNOWN_STATE = "unknown"  # of a zip code training never saw: no one-hot column, the overall mean price
 _ZIP, _STATE = "_zipcode", "_state"  # carried from HouseFeatures to PriceLevels, never features themselves
 
 
@@ -41,7 +46,8 @@ def requests(X: Any) -> Iterator[Mapping[str, Any]]:
 
 
 class HouseFeatures(TransformerMixin, BaseEstimator):
-    """Requests (dicts or a DataFrame of REQUEST_COLUMNS) to feature dicts of one feature set."""
+    """Requests (dicts or a DataFrame of REQUEST_COLUMNS; the state may be left out) to feature
+    dicts of one feature set. Learned: columns_, zip_states_ {zipcode: state} of the training rows."""
 
     def __init__(self, feature_set: str = "default") -> None:
         self.feature_set = feature_set
@@ -50,20 +56,36 @@ class HouseFeatures(TransformerMixin, BaseEstimator):
         if self.feature_set not in FEATURE_SETS:
             raise ValueError(f"feature_set must be one of {', '.join(FEATURE_SETS)}; got {self.feature_set!r}.")
         self.columns_ = FEATURE_SETS[self.feature_set]
+        self.zip_states_ = zip_states(X)
         return self
 
     def transform(self, X: Any) -> list[dict[str, Any]]:
         return [self.feature_row(request) for request in requests(X)]
 
     def feature_row(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        row: dict[str, Any] = {_ZIP: str(request["zipcode"]), _STATE: str(request["state"])}
+        zipcode = str(request["zipcode"])
+        state = request.get("state")
+        state = self.zip_states_.get(zipcode, UNKNOWN_STATE) if state is None else str(state)
+        row: dict[str, Any] = {_ZIP: zipcode, _STATE: state}
         for name in self.columns_:
-            value = request[name]
+            value = state if name == "state" else request[name]
             row[name] = str(value) if name in TEXT else float(value)
         return row
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "columns_")
+
+
+def zip_states(X: Any) -> dict[str, str]:
+    """{zipcode: state} of the requests in X (the last one's, should a zip code have two); {} without states."""
+    if X is None:
+        return {}
+    if hasattr(X, "drop_duplicates"):
+        if "state" not in X:
+            return {}
+        pairs = X[["zipcode", "state"]].drop_duplicates()
+        return dict(zip(pairs["zipcode"].astype(str), pairs["state"].astype(str)))
+    return {str(r["zipcode"]): str(r["state"]) for r in requests(X) if r.get("state") is not None}
 
 
 class PriceLevels(TransformerMixin, BaseEstimator):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -83,13 +84,10 @@ def make_sales(n: int, zipcodes: pd.DataFrame, seed: int) -> pd.DataFrame:
     kitchen = rng.random(n) < np.where(year < 1990, 0.35, 0.15)
     pool = rng.random(n) < np.where(zips["state"].isin(WARM_STATES), 0.25, 0.05) * np.where(condo, 0.2, 1.0)
     parking = np.where(condo, rng.integers(0, 2, n), rng.choice(4, n, p=(0.1, 0.35, 0.4, 0.15)))
-    e = EFFECTS
-    mu = (zips["level"].to_numpy() + SQFT_ELASTICITY * np.log(sqft / 1800) + e["per_bath"] * (baths - 2)
-          + e["per_bed_over_size"] * (beds - sqft / 550) + e["per_year_of_age"] * (2016 - year)
-          + e["historic"] * (year < 1920) + e["kitchen"] * kitchen + e["pool"] * pool
-          + e["per_parking_space"] * parking + e["multi_family"] * multi
-          + e["lot"] * np.log1p(lot / 6500) + np.vectorize(STYLE_EFFECT.get)(style))
-    price = np.round(np.exp(mu + rng.normal(0, NOISE_SIGMA, n)), -2)
+    mu = log_price({"square_feet": sqft, "beds": beds, "baths": baths, "year_built": year, "kitchen_refurbished": kitchen,
+                    "pool": pool, "parking": parking, "multi_family": multi, "lot_size_sf": lot, "style": style},
+                   zips["level"].to_numpy())
+    price = sale_prices(mu, rng.normal(0, NOISE_SIGMA, n))
     days = np.sort(rng.integers(0, DAYS, n))
     return pd.DataFrame({
         "sale_id": np.arange(1, n + 1),
@@ -97,8 +95,33 @@ def make_sales(n: int, zipcodes: pd.DataFrame, seed: int) -> pd.DataFrame:
         "zipcode": zips["zipcode"], "lot_size_sf": lot.astype(int), "beds": beds, "baths": baths,
         "year_built": year, "kitchen_refurbished": kitchen, "square_feet": sqft.astype(int), "pool": pool,
         "parking": parking, "style": style, "multi_family": multi, "price": price.astype(int),
-        "expected_price": np.round(np.exp(mu + NOISE_SIGMA**2 / 2), 2),
+        "expected_price": expected_prices(mu),
     })
+
+
+def log_price(houses: Mapping[str, Any], level: np.ndarray) -> np.ndarray:
+    """μ, the mean log price of each house (columns of the sales layout: square_feet, beds, baths,
+    year_built, kitchen_refurbished, pool, parking, multi_family, lot_size_sf, style) in its zip
+    code's log price `level`. Pure: the generator's price model, also for actual sales of requests."""
+    sqft, beds, baths, year = (np.asarray(houses[c]) for c in ("square_feet", "beds", "baths", "year_built"))
+    kitchen, pool, multi = (np.asarray(houses[c], dtype=bool) for c in ("kitchen_refurbished", "pool", "multi_family"))
+    parking, lot, style = (np.asarray(houses[c]) for c in ("parking", "lot_size_sf", "style"))
+    e = EFFECTS
+    return (np.asarray(level) + SQFT_ELASTICITY * np.log(sqft / 1800) + e["per_bath"] * (baths - 2)
+            + e["per_bed_over_size"] * (beds - sqft / 550) + e["per_year_of_age"] * (2016 - year)
+            + e["historic"] * (year < 1920) + e["kitchen"] * kitchen + e["pool"] * pool
+            + e["per_parking_space"] * parking + e["multi_family"] * multi
+            + e["lot"] * np.log1p(lot / 6500) + np.vectorize(STYLE_EFFECT.get)(style))
+
+
+def sale_prices(mu: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Sale prices in whole hundreds of dollars: exp(μ + ε), ε drawn from Normal(0, NOISE_SIGMA)."""
+    return np.round(np.exp(mu + noise), -2)
+
+
+def expected_prices(mu: np.ndarray) -> np.ndarray:
+    """The noise-free expected price E[exp(μ + ε)] = exp(μ + NOISE_SIGMA² / 2), to the cent."""
+    return np.round(np.exp(mu + NOISE_SIGMA**2 / 2), 2)
 
 
 def generate(size: str | int, out_dir: Path, seed: int = 42) -> dict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -62,3 +63,13 @@ class HousesProblem:
 
     def evaluate(self, actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, float]:
         return evaluate_prices(actual, predicted, weights)
+
+    # --- serving and monitoring (cd4ml/problems/houses/serving.py) ---
+    serving = SERVING
+    drift_key = "zipcode"  # the column of Table.inputs whose shares monitoring's drift compares
+
+    def add_actuals(self, actuals: Path, target: Path) -> Any:
+        """Append a drop of arrived actual sales to the training sales (`feedback`; feedback.py)."""
+        from cd4ml.problems.houses.feedback import add_actuals  # deferred: for this command only
+
+        return add_actuals(actuals, target)

@@ -128,3 +128,26 @@ def read_expected(path: Path, ids: np.ndarray) -> np.ndarray | None:
     table = pd.read_csv(path, dtype={"sale_id": np.int64, "expected_price": float}).set_index("sale_id")
     found = table["expected_price"].reindex(ids)
     return None if found.isna().any() else found.to_numpy()
+
+
+def read_sale_ids(path: Path) -> set[str]:
+    """The sale_id text of every data line of a sales file (bad lines too: their ids are taken)."""
+    with Path(path).open("r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = _header(next(reader, []), ("sale_id",), Path(path))
+        at = header.index("sale_id")
+        return {_sale_id(fields[at]) for fields in reader if len(fields) > at}
+
+
+def read_expected_rows(path: Path) -> dict[str, str]:
+    """expected.csv as text: sale_id -> expected_price ({} when there is none)."""
+    if not Path(path).is_file():
+        return {}
+    with Path(path).open("r", encoding="utf-8-sig", newline="") as f:
+        return {_sale_id(r["sale_id"]): r["expected_price"].strip() for r in csv.DictReader(f)}
+
+
+def _sale_id(text: str) -> str:
+    """A sale_id as the join key writes it: "0042" and "42" are one sale."""
+    text = text.strip()
+    return str(int(text)) if text.isdigit() else text

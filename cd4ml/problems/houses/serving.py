@@ -1,9 +1,12 @@
 """The houses problem behind the server: its request (one sale's columns), form, event fields, join key.
 
-Written against the issue's columns: sale_id, sale_date, zipcode, lot_size_sf, beds, baths,
-year_built, kitchen_refurbished, square_feet, pool, parking, style, multi_family; the target is
-price (dollars) and live accuracy joins actual sale prices on sale_id. Wire it with one line in
-HousesProblem: `serving = SERVING` (and `drift_key = "zipcode"`).
+A request holds the columns of a sale as the generator writes them (generate.py, process.py):
+sale_id (a whole number), sale_date, zipcode, lot_size_sf, beds, baths, year_built,
+kitchen_refurbished, square_feet, pool, parking (a count of spaces), style, multi_family. Not
+the state: the fitted model knows each training zip code's (features.HouseFeatures), so the
+server needs no data files. The target is price (dollars); live accuracy joins actual sale
+prices on sale_id, which the request and its event carry as text ("42", the join key's form:
+HousesServing.actual). HousesProblem wires it: `serving = SERVING`.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from cd4ml.request_fields import BadInput, boolean, iso_date, no_unknown, number
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2100, 12, 31)
 _ZIPCODE = re.compile(r"[0-9]{5}")
-_SALE_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_SALE_ID = re.compile(r"[0-9]{1,12}")
 _WORD = re.compile(r"[A-Za-z0-9_ -]{1,40}")
 
 
 @dataclass(frozen=True)
 class Field:
     """One request field: its form input and its checks. kind: number, integer, boolean, date, zipcode,
-    word (a category), id. low/high: a number's range; example: a valid value, for messages."""
+    word (a category), id (a sale's number, kept as text). low/high: a number's range; example: a
+    valid value of the workshop data (data/houses, default seed), for messages and the form."""
 
     name: str
     label: str
@@ -39,16 +43,16 @@ class Field:
 
 
 FIELDS = (
-    Field("sale_id", "Sale id", "id", "s-000042"),
-    Field("sale_date", "Sale date", "date", "2020-06-15"),
-    Field("zipcode", "Zip code", "zipcode", "94110"),
+    Field("sale_id", "Sale id", "id", "100001"),  # the workshop data's sales are 1..100000: a new one
+    Field("sale_date", "Sale date", "date", "2018-01-15"),  # the data ends 2017-12-31
+    Field("zipcode", "Zip code", "zipcode", "10004"),  # in California, in zipcodes.csv of the default seed
     Field("square_feet", "Living area (sq ft)", "number", "1850", 100, 50_000),
     Field("lot_size_sf", "Lot size (sq ft)", "number", "6000", 0, 10_000_000),
     Field("beds", "Bedrooms", "integer", "3", 0, 30),
     Field("baths", "Bathrooms", "number", "2", 0, 30),
     Field("year_built", "Year built", "integer", "1978", 1700, 2100),
     Field("style", "Style", "word", "ranch"),
-    Field("parking", "Parking", "word", "garage"),
+    Field("parking", "Parking spaces", "integer", "2", 0, 10),
     Field("kitchen_refurbished", "Kitchen refurbished", "boolean", "false", required=False, default="false"),
     Field("pool", "Pool", "boolean", "false", required=False, default="false"),
     Field("multi_family", "Multi-family", "boolean", "false", required=False, default="false"),
@@ -57,7 +61,7 @@ NAMES = tuple(f.name for f in FIELDS)
 # Elasticsearch field families of the event fields (elasticsearch/index-template.json maps them).
 EVENT_TYPES = {"sale_id": "keyword", "sale_date": "date", "zipcode": "keyword", "square_feet": "number",
                "lot_size_sf": "number", "beds": "number", "baths": "number", "year_built": "number",
-               "style": "keyword", "parking": "keyword", "kitchen_refurbished": "boolean", "pool": "boolean",
+               "style": "keyword", "parking": "number", "kitchen_refurbished": "boolean", "pool": "boolean",
                "multi_family": "boolean"}
 _INPUT_TYPES = {"number": "number", "integer": "number", "date": "date", "boolean": "checkbox"}
 
@@ -66,7 +70,7 @@ _INPUT_TYPES = {"number": "number", "integer": "number", "date": "date", "boolea
 class Facts:
     """What a loaded houses model offers: the categories its encoder saw (empty: it cannot tell)."""
 
-    choices: dict[str, tuple[str, ...]]  # style, parking -> the values seen in training
+    choices: dict[str, tuple[str, ...]]  # style -> the values seen in training
     items: tuple = ()  # /items: the houses problem has no catalogue
 
 
@@ -86,7 +90,7 @@ class HousesServing:
     example = "&".join(f"{f.name}={f.example}" for f in FIELDS if f.required)
 
     def facts(self, model: Any, catalogue: Any = None) -> Facts:
-        return Facts(choices={name: seen for name in ("style", "parking") if (seen := categories(model, name))})
+        return Facts(choices={name: seen for name in ("style",) if (seen := categories(model, name))})
 
     def parse(self, args: Any, loaded: Any, strict: bool = True) -> dict[str, Any]:
         if strict:
@@ -99,6 +103,8 @@ class HousesServing:
         return request
 
     def answer(self, loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
+        """The model reads the columns it knows (features.REQUEST_COLUMNS, the state from the zip
+        code) and ignores the rest (sale_id, sale_date)."""
         import pandas as pd  # deferred: the model's input is a one-row frame of the request's columns
 
         value = float(loaded.model.predict(pd.DataFrame([request]))[0])
@@ -141,9 +147,9 @@ def categories(model: Any, name: str) -> tuple[str, ...]:
 
 def _parse(f: Field, text: str, choices: tuple[str, ...]) -> Any:
     if f.kind == "id":
-        if not _SALE_ID.fullmatch(text):
-            raise BadInput(f.name, f"{f.name} must be up to 40 letters, digits, '-' or '_', e.g. {f.example}; got {shown(text)}.")
-        return text
+        if not _SALE_ID.fullmatch(text) or int(text) == 0:
+            raise BadInput(f.name, f"{f.name} must be a whole number of up to 12 digits, e.g. {f.example}; got {shown(text)}.")
+        return str(int(text))  # "0042" and "42" are one sale: the join key's text of sale_id 42
     if f.kind == "date":
         return iso_date(text, f.name, f.example, EARLIEST, LATEST)
     if f.kind == "zipcode":
@@ -171,7 +177,7 @@ def openapi_text() -> str:
     """The OpenAPI 3 description of the houses API at /houses/ (built from FIELDS)."""
     schemas = {"number": {"type": "number"}, "integer": {"type": "integer"}, "boolean": {"type": "boolean"},
                "date": {"type": "string", "format": "date"}, "zipcode": {"type": "string", "pattern": "^[0-9]{5}$"},
-               "word": {"type": "string"}, "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}}
+               "word": {"type": "string"}, "id": {"type": "string", "pattern": "^[0-9]{1,12}$"}}
     parameters = []
     for f in FIELDS:
         schema = dict(schemas[f.kind])
