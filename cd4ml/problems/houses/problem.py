@@ -28,8 +28,6 @@ class HousesProblem:
     trusted_types = tuple(f"{t.__module__}.{t.__name__}" for t in (HouseFeatures, PriceLevels, PriceMeans))
     metric_names = ("r2", "rmse", "mae", "mape")
     feature_sets = tuple(FEATURE_SETS)
-    serving = SERVING
-    drift_key = "zipcode"
 
     def open(self, data: DataSettings, progress: Callable[[int, int], None] | None = None) -> readers.SalesSource:
         return readers.open_source(data.source, progress)
