@@ -2,7 +2,8 @@
 
 A problem knows its data (readers), its rows (process, filter), its features and its naive
 baseline; for the server and monitoring, its Serving (request, form, events, join key; see the
-"serving and monitoring" block below). The machinery knows none of that: it asks the problem
+"serving and monitoring" block below); for generate-data and a first run, its synthetic data (the
+"data generation" block). The machinery knows none of that: it asks the problem
 through this interface, so a second problem (the workshop's Zillow house prices:
 cd4ml/problems/houses) is a new package here, one line in known_problems() and its defaults in
 cd4ml/config.py (PROBLEM_DEFAULTS, PROBLEM_PARAMS), with no change to the pipeline, tracking or
