@@ -40,10 +40,10 @@ def full_data(settings: Settings, data: Path | None) -> Path:
             from cd4ml.errors import DataError
 
             raise DataError(f"{folder / 'train.csv'} does not exist", "Point --data at a Kaggle-layout folder.")
-        from cd4ml.problems.favorita.generate import generate
+        from cd4ml.problems import generator, get_problem
 
         print(f"generating the full data set into {folder} (about 7 GB, a minute or two) ...", file=sys.stderr, flush=True)
-        summary = generate("full", folder, seed=settings.seed)
+        summary = generator(get_problem(settings.problem)).generate("full", folder, settings.seed)
         print(f"  {summary['rows']:,} rows in {summary['seconds']:.0f} s", file=sys.stderr, flush=True)
     return folder
 
@@ -175,14 +175,15 @@ def _arrow(settings: Settings) -> dict:
     """pyarrow's streaming CSV reader (its own threads) over the same lines, typed the same way."""
     import pyarrow.csv as pacsv
 
-    from cd4ml.problems.favorita.batches import TRAIN_TYPES
+    from cd4ml.problems import get_problem
 
     limit = settings.scale.max_rows
+    types = get_problem(settings.problem).scale_columns  # train.csv's columns as the batch path types them
     started = time.perf_counter()
     reader = pacsv.open_csv(
         Path(settings.data.source) / "train.csv",
         read_options=pacsv.ReadOptions(block_size=16 << 20, use_threads=True),
-        convert_options=pacsv.ConvertOptions(column_types=TRAIN_TYPES),
+        convert_options=pacsv.ConvertOptions(column_types=types),
     )
     rows = 0
     for batch in reader:

@@ -16,13 +16,11 @@ import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 from string import Template
-from typing import Callable
 
 from benchmarks.processes import free_port, mlflow_server, wait_until_up
 from benchmarks.stalling_fluentd import StallingFluentd
 from cd4ml.config import Settings
-from cd4ml.problems import get_problem
-from cd4ml.problems.favorita import schema
+from cd4ml.problems import generator, get_problem
 
 REPEATS = 3
 
@@ -40,7 +38,7 @@ def benchmark_pipeline(settings: Settings, data: Path | None) -> str:
 def benchmark_houses(settings: Settings, data: Path | None) -> str:
     """The houses problem (params-houses.toml): the data pass and the whole pipeline, with r2
     against the zip-mean baseline and the best achievable (the generator's expected prices)."""
-    source = data or houses_data(settings)
+    source = data or workshop_data(settings)
     settings = replace(settings, data=replace(settings.data, source=source))
     lines = [f"benchmark of the houses problem on {source} (model {settings.model.name}, "
              f"features {settings.feature_set!r}, split by {settings.split_by})", ""]
@@ -49,27 +47,15 @@ def benchmark_houses(settings: Settings, data: Path | None) -> str:
     return "\n".join(lines)
 
 
-def houses_data(settings: Settings) -> Path:
-    """The generated houses sales (data/houses, 100,000 sales), generated first if missing."""
-    from cd4ml.problems.houses import generate, schema as houses_schema
-
-    return _generated(settings, "houses", houses_schema.SALES_FILE, generate.generate)
-
-
 def workshop_data(settings: Settings) -> Path:
-    """The generated workshop file, generated first if it is missing."""
-    from cd4ml.problems.favorita import generate
-
-    return _generated(settings, "workshop", schema.WORKSHOP_FILE, generate.generate)
-
-
-def _generated(settings: Settings, name: str, file: str, generate: Callable[..., dict]) -> Path:
-    """data/<name>/<file>, written first by generate (of the workshop size) when it is missing."""
-    folder = settings.paths.generated(name)
-    path = folder / file
+    """The file the problem's default params read in its workshop-size data (data/workshop/store47-2016.csv,
+    data/houses/sales.csv: 100,000 sales), written first by the problem's generator when it is missing."""
+    problem = generator(get_problem(settings.problem))
+    folder = settings.paths.generated(problem.data_folder("workshop"))
+    path = folder / problem.default_file
     if not path.exists():
-        print(f"generating {name} data into {folder} ...", file=sys.stderr)
-        generate("workshop", folder, seed=settings.seed)
+        print(f"generating {problem.name} data into {folder} ...", file=sys.stderr)
+        problem.generate("workshop", folder, settings.seed)
     return path
 
 
@@ -141,18 +127,17 @@ def _whole_pipeline(settings: Settings) -> list[str]:
 
 
 def benchmark_matrix(settings: Settings, root: Path) -> str:
-    """The default model against the naive baseline on every set of the model matrix
-    (cd4ml/problems/favorita/matrix.py), generated into root: r2 of the model, the baseline
-    and the best achievable forecast, and the share of the gap between them the model closes."""
+    """The default model against the naive baseline on every set of the problem's model matrix
+    (Favorita's: cd4ml/problems/favorita/matrix.py), generated into root: r2 of the model, the
+    baseline and the best achievable forecast, and the share of the gap between them the model closes."""
     from cd4ml.pipeline.models import MODELS
     from cd4ml.pipeline.run import fit_and_validate
-    from cd4ml.problems.favorita.matrix import MATRIX
 
     spec, params = MODELS[settings.model.name], dict(settings.model.params)
     effective = {**spec.defaults, **spec.row_defaults, **params}  # what make_forecaster builds
     lines = [f"the model matrix: {settings.model.name} {effective} against the naive baseline, r2",
              "", f"  {'data set':66}{'model':>8}{'baseline':>10}{'best':>8}{'gap closed':>12}"]
-    for entry in MATRIX:
+    for entry in get_problem(settings.problem).model_matrix():
         data = replace(settings.data, source=entry.source(root), items=None if entry.all_items else settings.data.items)
         metrics = fit_and_validate(replace(settings, data=data))[0].metrics
         gap = metrics.get("r2_gap_closed")

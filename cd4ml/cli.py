@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from cd4ml import registry, run_kind
 from cd4ml.ci import parse_stages, run_stages
-from cd4ml.config import PROBLEM_PARAMS, ROOT, Settings, load_settings, load_stack_settings, problem_tracking
+from cd4ml.config import PARAMS_FILE, PROBLEM_PARAMS, Settings, load_settings, load_stack_settings, problem_tracking
 from cd4ml.errors import (EXIT_ALERT, EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE, Cd4mlError, ConfigError,
                           MissingPackage)
 from cd4ml.pipeline.mode import choose_path
@@ -69,17 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="<command>")
 
     gen = commands.add_parser("generate-data", parents=[common], help="write deterministic synthetic Favorita data (both layouts), or house sales",
-                              description="Write synthetic Favorita data in the Kaggle layout and the workshop's single file; "
-                                          "with --problem houses, house sales with their zip-code table (docs/data.md).",
+                              description="Write the problem's synthetic data: Favorita's in the Kaggle layout and the "
+                                          "workshop's single file; with --problem houses (or a params file of the houses "
+                                          "problem), house sales with their zip-code table (docs/data.md).",
                               epilog=EXIT_CODES)
     gen.add_argument("--size", default="workshop", choices=("tiny", "workshop", "full"),
                      help="how much data (default: workshop; houses: 2,000, 100,000 or 1,000,000 sales)")
     gen.add_argument("--out", type=Path, default=None, help="folder to write (default: data/<size>)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: seed in params.toml)")
     gen.add_argument("--actuals-for", type=Path, default=None, metavar="EVENTS",
-                     help="instead: the actual sales of the days forecast in this event log (e.g. data/predictions.jsonl), "
-                          "from the same process and seed, as a Kaggle-layout folder for monitor --actuals and feedback "
-                          "(default --out: data/actuals)")
+                     help="instead: the actual outcomes of what this event log forecast (e.g. data/predictions.jsonl), "
+                          "from the same process and seed, as a data source for monitor --actuals and feedback "
+                          "(default --out: data/actuals; houses: data/houses-actuals)")
     gen.set_defaults(handler=_generate_data)
 
     pipe = commands.add_parser("pipeline", parents=[common], help="read, process, train and validate a model; track it in MLflow",
@@ -153,7 +154,10 @@ def _parser() -> argparse.ArgumentParser:
     comp.set_defaults(handler=_compare)
 
     bench = commands.add_parser("benchmark", parents=[common], help="measure the pipeline on workshop-size data",
-                                description="Time the data pass and the whole pipeline; report speed, memory and scores.",
+                                description="Time the data pass and the whole pipeline; report speed, memory and scores. "
+                                            "With --problem houses: the pipeline of params-houses.toml (or --params) on "
+                                            "data/houses (generated if missing): wall time, peak memory, r2 against the "
+                                            "baseline and the best achievable.",
                                 epilog=EXIT_CODES)
     bench.add_argument("--data", type=Path, default=None, help="data to use (default: generated data/workshop)")
     bench.add_argument("--skip-server", action="store_true", help="only the pipeline, not the model server (which needs wrk)")
@@ -268,72 +272,44 @@ FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--sto
 
 
 def _generate_data(args: argparse.Namespace) -> int:
-    from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, for this command only
+    from cd4ml.problems import generator, get_problem  # deferred: numpy and pandas, for this command only
 
-    settings = _settings(args)  # --problem houses (or its params file): house sales
+    settings = _settings(args)  # --problem picks the problem's params file, whose problem generates
+    problem = generator(get_problem(settings.problem))
     seed = settings.seed if args.seed is None else args.seed
-    if settings.problem == "houses":
-        return _generate_houses(args, settings, seed)
     if args.actuals_for is not None:
-        return _generate_actuals(args, settings, seed)
-    out = args.out or settings.paths.generated(args.size)
+        out = (args.out or settings.paths.generated(problem.data_folder("actuals"))).resolve()
+        summary = problem.generate_actuals(args.actuals_for.resolve(), out, args.size, seed)
+        print(summary["message"])
+        print(f"score them: {settings.commands.script} monitor{_problem_flag(settings)} --actuals {out}")
+        return EXIT_OK
+    out = args.out or settings.paths.generated(problem.data_folder(args.size))
     reporter = Reporter()
-    reporter.say(f"generating {args.size} data (seed {seed}) into {out}")
-    summary = generate(args.size, out, seed=seed)
+    reporter.say(f"generating {args.size} {problem.name} data (seed {seed}) into {out}")
+    summary = problem.generate(args.size, out, seed)
     reporter.stage("generate", summary["seconds"], summary["rows"])
-    print(f"wrote {summary['rows']:,} sales rows ({summary['workshop_rows']:,} in the workshop file) to {out}")
+    print(summary["message"])
     return EXIT_OK
 
 
-def _generate_houses(args: argparse.Namespace, settings: Settings, seed: int) -> int:
-    from cd4ml.problems.houses.generate import generate  # deferred: numpy and pandas, for this command only
-
-    if args.actuals_for is not None:
-        raise ConfigError("--actuals-for is for the favorita problem only.", "Leave it out with --problem houses.")
-    out = args.out or settings.paths.generated("houses" if args.size == "workshop" else f"houses-{args.size}")
-    Reporter().say(f"generating {args.size} houses data (seed {seed}) into {out}")
-    summary = generate(args.size, out, seed=seed)
-    print(f"wrote {summary['rows']:,} house sales in {summary['zipcodes']} zip codes to {out}")
-    return EXIT_OK
-
-
-def _generate_actuals(args: argparse.Namespace, settings: Settings, seed: int) -> int:
-    # deferred: numpy and pandas, for this command only
-    from cd4ml.monitoring.jsonl_events import forecast_days
-    from cd4ml.problems.favorita.generate import generate_days
-
-    out = (args.out or settings.paths.data_dir / "actuals").resolve()
-    days = forecast_days(args.actuals_for.resolve())
-    summary = generate_days(args.size, days, out, seed=seed)
-    print(f"wrote {summary['rows']:,} actual sales rows of the {len(days)} days forecast in {args.actuals_for} "
-          f"({min(days)} to {max(days)}, {args.size} data, seed {seed}) to {out}")
-    print(f"score them: {settings.commands.script} monitor --actuals {out}")
-    return EXIT_OK
+def _problem_flag(settings: Settings) -> str:
+    """" --problem NAME" for a hint's command, unless the problem is the default params file's."""
+    return "" if settings.problem == problem_tracking(PARAMS_FILE)[0] else f" --problem {settings.problem}"
 
 
 def _ensure_default_data(settings: Settings) -> None:
-    """Generate the workshop data when the run uses it and it is not there yet (fresh CI
-    workspaces, first runs): it is deterministic and takes about a second."""
-    if settings.problem == "houses":
-        return _ensure_houses_data(settings)
-    from cd4ml.problems.favorita import schema  # deferred: cd4ml.problems imports numpy
+    """Generate the problem's workshop-size data when the run uses it and it is not there yet (fresh
+    CI workspaces, first runs): it is deterministic and takes seconds."""
+    from cd4ml.problems import get_problem  # deferred: cd4ml.problems imports numpy
 
-    folder = settings.paths.generated("workshop")
-    if settings.data.source in (folder, folder / schema.WORKSHOP_FILE) and not settings.data.source.exists():
-        from cd4ml.problems.favorita.generate import generate  # deferred: numpy and pandas, needed once
-
-        Reporter().say(f"{settings.data.source} is missing: generating the workshop data (seed {settings.seed}) into {folder}")
-        generate("workshop", folder, seed=settings.seed)
-
-
-def _ensure_houses_data(settings: Settings) -> None:
-    """The same for the houses data of params-houses.toml (data/houses/sales.csv): about 3 s."""
-    folder = settings.paths.generated("houses")
-    if settings.data.source in (folder, folder / "sales.csv") and not settings.data.source.exists():
-        from cd4ml.problems.houses.generate import generate  # deferred: numpy and pandas, needed once
-
-        Reporter().say(f"{settings.data.source} is missing: generating the houses data (seed {settings.seed}) into {folder}")
-        generate("workshop", folder, seed=settings.seed)
+    problem = get_problem(settings.problem)
+    if not callable(getattr(problem, "generate", None)):
+        return  # a problem without a generator: its data is its own
+    folder = settings.paths.generated(problem.data_folder("workshop"))
+    source = settings.data.source
+    if source in (folder, folder / problem.default_file) and not source.exists():
+        Reporter().say(f"{source} is missing: generating the {problem.name} data (seed {settings.seed}) into {folder}")
+        problem.generate("workshop", folder, settings.seed)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -610,8 +586,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     from benchmarks.workshop import benchmark_pipeline
 
     settings = _settings(args)
-    if settings.problem == "houses":  # --problem houses: the pipeline of params-houses.toml on data/houses
-        return _benchmark_houses(args)
+    if settings.problem == "houses":
+        return _benchmark_houses(args, settings)
     if getattr(args, "load", False) or getattr(args, "fluentd_fault", False):
         from dataclasses import replace
 
@@ -662,15 +638,10 @@ def _benchmark(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _benchmark_houses(args: argparse.Namespace) -> int:
+def _benchmark_houses(args: argparse.Namespace, settings: Settings) -> int:
+    """The houses problem (--problem houses, or its params file): its pipeline, not the server's figures."""
     from benchmarks.workshop import benchmark_houses
 
-    if args.params is None:
-        args.params = ROOT / "params-houses.toml"
-    settings = _settings(args)
-    if settings.problem != "houses":
-        raise ConfigError(f"benchmark --problem houses needs a params file of the houses problem; "
-                          f"{settings.params_file} has problem = {settings.problem!r}.", "Leave out --params.")
     print(benchmark_houses(settings, args.data.resolve() if args.data else None), flush=True)
     return EXIT_OK
 

@@ -2,7 +2,8 @@
 
 A problem knows its data (readers), its rows (process, filter), its features and its naive
 baseline; for the server and monitoring, its Serving (request, form, events, join key; see the
-"serving and monitoring" block below). The machinery knows none of that: it asks the problem
+"serving and monitoring" block below); for generate-data and a first run, its synthetic data (the
+"data generation" block). The machinery knows none of that: it asks the problem
 through this interface, so a second problem (the workshop's Zillow house prices:
 cd4ml/problems/houses) is a new package here, one line in known_problems() and its defaults in
 cd4ml/config.py (PROBLEM_DEFAULTS, PROBLEM_PARAMS), with no change to the pipeline, tracking or
@@ -159,6 +160,38 @@ class ServedProblem(Problem, Protocol):
 
     def add_actuals(self, actuals: Path, target: Path) -> Any:
         """`feedback`: append a drop of arrived actual outcomes to the training data; what was added."""
+
+
+# --- data generation (issue 15): what generate-data, a first run and the benchmarks ask a problem ---
+#
+# A problem with a synthetic generator is a GeneratedProblem; it knows where its data goes and which
+# file its default params read, so the CLI generates that data on a first run. A problem without one
+# (the seam test's toy) leaves these out: generate-data says so in one line (generator()).
+
+class GeneratedProblem(Problem, Protocol):
+    """A problem whose data generate-data writes: four members more."""
+
+    default_file: str  # the file in data_folder("workshop") that the problem's default params read
+
+    def data_folder(self, kind: str) -> str:
+        """The folder under the data folder generate-data writes into by default: kind is a size
+        (tiny, workshop, full) or "actuals"."""
+
+    def generate(self, size: str, out: Path, seed: int) -> dict:
+        """Write the data set of a size into out, deterministic for the seed; a summary with "rows",
+        "seconds" and "message" (the line generate-data prints)."""
+
+    def generate_actuals(self, events: Path, out: Path, size: str, seed: int) -> dict:
+        """The actual outcomes of what a JSONL event log forecast, from the generator's process and
+        seed, as a data source in out (for monitor --actuals and feedback): "rows" and "message"."""
+
+
+def generator(problem: Problem) -> GeneratedProblem:
+    """The problem, when it generates its data; else a ConfigError naming it."""
+    if not callable(getattr(problem, "generate", None)):
+        raise ConfigError(f"the {problem.name} problem has no data generator: generate-data cannot write its data.",
+                          "Write its data yourself and point [data] source (or --data) at it.")
+    return problem  # type: ignore[return-value]
 
 
 _REGISTERED: dict[str, Callable[[], Problem]] = {}

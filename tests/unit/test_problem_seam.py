@@ -40,22 +40,9 @@ def test_the_import_check_sees_an_import_inside_a_function(tmp_path):
     assert favorita_imports(module) == [FAVORITA, f"{FAVORITA}.readers", f"{FAVORITA}.schema"]
 
 
-# Still to go through the problem interface, by the other parts of issue 15: generate-data and the
-# workshop's data check (15a's `generate-data --problem`), and Favorita's benchmarks (15a's houses
-# figures). Exactly these: a new import fails the test, and one removed must leave this list too.
-NOT_YET = {
-    "cd4ml/cli.py": [FAVORITA, f"{FAVORITA}.generate", f"{FAVORITA}.generate.generate", f"{FAVORITA}.generate.generate_days",
-                     f"{FAVORITA}.schema"],
-    "benchmarks/scale.py": [f"{FAVORITA}.batches", f"{FAVORITA}.batches.TRAIN_TYPES", f"{FAVORITA}.generate",
-                            f"{FAVORITA}.generate.generate"],
-    "benchmarks/workshop.py": [FAVORITA, f"{FAVORITA}.generate", f"{FAVORITA}.generate.generate",
-                               f"{FAVORITA}.matrix", f"{FAVORITA}.matrix.MATRIX", f"{FAVORITA}.schema"],
-}
-
-
 def test_nothing_outside_the_problems_imports_a_favorita_module():
     found = {str(p.relative_to(ROOT)): favorita_imports(p) for p in outside_the_problems()}
-    assert {path: names for path, names in found.items() if names} == NOT_YET
+    assert {path: names for path, names in found.items() if names} == {}
 
 
 @pytest.mark.parametrize("serving", [get_problem("favorita").serving, HOUSES], ids=lambda s: s.problem)

@@ -1,4 +1,5 @@
-"""The Favorita problem behind the seam in cd4ml.problems: data, rows, features, baseline."""
+"""The Favorita problem behind the seam in cd4ml.problems: data, rows, features, baseline, its
+generated data, and what the benchmarks ask of it (the model matrix, train.csv's column types)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cd4ml.metrics import evaluate
 from cd4ml.problems import Table
 from cd4ml.problems.favorita import readers, schema
 from cd4ml.problems.favorita.baseline import DayOfWeekMean
-from cd4ml.problems.favorita.batches import ItemTable
+from cd4ml.problems.favorita.batches import TRAIN_TYPES, ItemTable
 from cd4ml.problems.favorita.compact import CompactSalesFeatures
 from cd4ml.problems.favorita.levels import LevelFeatures
 from cd4ml.problems.favorita.partitions import Partitions
@@ -117,6 +118,40 @@ class FavoritaProblem:
             chosen_stores=data.stores,
             max_bad_rows=data.max_bad_rows,
         )
+
+    # The pyarrow types of train.csv's columns as the batch path reads them (the yardstick of
+    # `benchmark --size full` reads them the same).
+    scale_columns = TRAIN_TYPES
+
+    # --- data generation (generate.py; docs/data.md) --------------------------------------------
+    default_file = schema.WORKSHOP_FILE  # in data/workshop, beside the same data in the Kaggle layout
+
+    def data_folder(self, kind: str) -> str:
+        return kind  # data/tiny, data/workshop, data/full, data/actuals
+
+    def generate(self, size: str, out: Path, seed: int) -> dict:
+        """Both layouts: the Kaggle files and the workshop's single file."""
+        from cd4ml.problems.favorita.generate import generate  # deferred: pyarrow's writers, for this command
+
+        summary = generate(size, out, seed=seed)
+        return {**summary, "message": f"wrote {summary['rows']:,} sales rows "
+                                      f"({summary['workshop_rows']:,} in the workshop file) to {out}"}
+
+    def generate_actuals(self, events: Path, out: Path, size: str, seed: int) -> dict:
+        """The sales of every date forecast in the log (whenever served), in the Kaggle layout."""
+        from cd4ml.monitoring.jsonl_events import forecast_days  # deferred: for this command only
+        from cd4ml.problems.favorita.generate import generate_days
+
+        days = forecast_days(events)
+        summary = generate_days(size, days, out, seed=seed)
+        return {**summary, "message": f"wrote {summary['rows']:,} actual sales rows of the {len(days)} days forecast "
+                                      f"in {events} ({min(days)} to {max(days)}, {size} data, seed {seed}) to {out}"}
+
+    def model_matrix(self) -> tuple:
+        """The data sets the default model must beat the baseline on (matrix.py; benchmark --matrix)."""
+        from cd4ml.problems.favorita.matrix import MATRIX  # deferred: the generator's imports
+
+        return MATRIX
 
     request_columns = REQUEST_COLUMNS
     # --- serving and monitoring (cd4ml/problems/favorita/serving.py) ---

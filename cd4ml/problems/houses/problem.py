@@ -71,3 +71,23 @@ class HousesProblem:
         from cd4ml.problems.houses.feedback import add_actuals  # deferred: for this command only
 
         return add_actuals(actuals, target)
+
+    # --- data generation (generate.py; docs/data.md) --------------------------------------------
+    default_file = schema.SALES_FILE  # in data/houses, beside zipcodes.csv and expected.csv
+
+    def data_folder(self, kind: str) -> str:
+        return "houses" if kind == "workshop" else f"houses-{kind}"  # data/houses, data/houses-tiny, ...
+
+    def generate(self, size: str, out: Path, seed: int) -> dict:
+        from cd4ml.problems.houses.generate import generate  # deferred: for this command only
+
+        summary = generate(size, out, seed=seed)
+        return {**summary, "message": f"wrote {summary['rows']:,} house sales in {summary['zipcodes']} zip codes to {out}"}
+
+    def generate_actuals(self, events: Path, out: Path, size: str, seed: int) -> dict:
+        """The sale prices of the houses forecast in the log, from the generator's pricing (size: unused)."""
+        from cd4ml.problems.houses.actuals import write_actuals  # deferred: for this command only
+
+        summary = write_actuals(events, out, seed)
+        return {**summary, "message": f"wrote {summary['rows']:,} actual sale prices of the houses forecast in {events} "
+                                      f"({summary['first']} to {summary['last']}, seed {seed}) to {out}"}
