@@ -344,12 +344,25 @@ def load_settings(
         _set_dotted(merged, dotted, value)
         flag_names[dotted] = f"--set {dotted}"  # origins holds this dict: errors name the --set
     shown = [f"{flag_names[d]} {given[d]}" for d in given if flag_names[d] in MODEL_FLAGS] + [f"--set {s.strip()}" for s in sets]
-    defaults_file = problem_params(problem) or (Path(environ["CD4ML_PARAMS"]) if environ.get("CD4ML_PARAMS") else None)
-    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ),
-                            defaults_file=defaults_file)
     if data_dir is not None:
         environ = {**environ, "CD4ML_DATA_DIR": str(data_dir)}
-    return replace(_validate(merged, params_file, environ, origins), provenance=provenance)
+    settings = _validate(merged, params_file, environ, origins)
+    defaults_file = problem_params(problem) or _environment_defaults(environ, settings.problem)
+    provenance = Provenance(changed={**env_names, **flag_names}, flags=tuple(shown), branch=_branch(environ),
+                            defaults_file=defaults_file)
+    return replace(settings, provenance=provenance)
+
+
+def _environment_defaults(environ: Mapping[str, str], problem: str) -> Path | None:
+    """The defaults' file CD4ML_PARAMS names, when it is this problem's (a Favorita file says
+    nothing of a houses run's defaults); None: PROBLEM_PARAMS decides."""
+    named = environ.get("CD4ML_PARAMS")
+    if not named:
+        return None
+    try:
+        return Path(named) if problem_tracking(Path(named))[0] == problem else None
+    except ConfigError:
+        return Path(named)  # an unreadable file: the rule says why it is no candidate
 
 
 MODEL_FLAGS = ("--model", "--items", "--stores")  # the CLI flags that change what is built (and --set)
