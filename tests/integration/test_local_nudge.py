@@ -12,7 +12,7 @@ import time
 import requests
 
 from benchmarks.workshop import with_trees
-from tests.conftest import ROOT, served
+from tests.conftest import ROOT, committed_params, served
 
 
 def cli(env: dict, *argv: str) -> str:
@@ -33,23 +33,23 @@ def every_worker_serves(url: str, version: str, seconds: float = 30) -> bool:
 
 
 def test_deploy_and_rollback_nudge_the_local_server(mlflow_server, tiny_data, tmp_path):
-    params = {}
-    for trees in (50, 100):  # two builds of the defaults (50 trees): two versions; 100 would be an experiment
-        params[trees] = tmp_path / f"params-{trees}.toml"
-        params[trees].write_text(with_trees((ROOT / "params.toml").read_text(), 50))
+    team = tmp_path / "team"  # the team's defaults, committed twice (50, then 100 trees): two candidates
+    params = {trees: with_trees((ROOT / "params.toml").read_text(), trees) for trees in (50, 100)}
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "CD4ML_DATA_DIR": str(tmp_path / "data"),
            "CD4ML_DATA_SOURCE": str(tiny_data), "CD4ML_TRACKING_REGISTERED_MODEL": f"nudge-{tmp_path.name}",
            "CD4ML_SERVING_POLL_SECONDS": "3600"}
     env.pop("CD4ML_ADMIN_TOKEN", None)  # no POST /reload: only the nudge can move the server
+    defaults = committed_params(team, params[50], "50 trees")
     for command in ("pipeline", "acceptance", "deploy"):
-        cli({**env, "CD4ML_PARAMS": str(params[50])}, command)
+        cli({**env, "CD4ML_PARAMS": str(defaults)}, command)
 
     with served(env) as url:
         assert every_worker_serves(url, "1")
 
+        committed_params(team, params[100], "100 trees")
         for command in ("pipeline", "acceptance"):
-            cli({**env, "CD4ML_PARAMS": str(params[100])}, command)
-        out = cli({**env, "CD4ML_PARAMS": str(params[100])}, "deploy")
+            cli({**env, "CD4ML_PARAMS": str(defaults)}, command)
+        out = cli({**env, "CD4ML_PARAMS": str(defaults)}, "deploy")
         assert "v1 -> v2" in out and "the local model server follows now" in out
         assert every_worker_serves(url, "2"), "deploy did not reach the server before its next poll"
 
