@@ -8,7 +8,8 @@ A run is a **candidate** when all of these hold, and an **experiment** otherwise
      rather than what is built (OPERATIONAL): so no uncommitted edit, no other params file with
      other values, no CD4ML_* variable that changes a value;
   3. the branch is main: CD4ML_BRANCH, Jenkins' BRANCH_NAME or GIT_BRANCH when set, else git's current
-     branch (a detached HEAD with none of them set is an experiment).
+     branch; a detached HEAD (CI checks out a commit) is main's when a main ref (refs/heads/main or a
+     remote's, origin/main) contains it, and an experiment otherwise, as is a folder outside git.
 `decide` is the pure rule; `classify` reads git for it. tracking.py names the tags that record it; the registry refuses to
 deploy experiments.
 """
@@ -60,9 +61,10 @@ def recipe(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def decide(params: Mapping[str, Any], defaults: Mapping[str, Any] | None, default_file: str, flags: Sequence[str],
-           branch: str | None, changed: Mapping[str, str]) -> RunKind:
+           branch: str | None, changed: Mapping[str, str], how: str = "") -> RunKind:
     """The rule, on facts: the run's merged params; the default file's merged params at HEAD (None: not
-    readable there); the model-changing CLI flags given; the branch (None: detached); what set each key."""
+    readable there); the model-changing CLI flags given; the branch (None: a detached HEAD not known to be
+    main's); what set each key; how git placed a detached HEAD, when it is one."""
     if flags:
         return RunKind(EXPERIMENT, f"{' '.join(flags)}")
     if defaults is None:
@@ -74,10 +76,10 @@ def decide(params: Mapping[str, Any], defaults: Mapping[str, Any] | None, defaul
             return RunKind(EXPERIMENT, f"{key} = {mine.get(key)!r} from {source}; "
                                        f"{default_file} at git HEAD says {theirs.get(key)!r}")
     if branch is None:
-        return RunKind(EXPERIMENT, f"a detached HEAD; set CD4ML_BRANCH={MAIN} if this build is of {MAIN}")
+        return RunKind(EXPERIMENT, f"{how or 'a detached HEAD'}; set CD4ML_BRANCH={MAIN} if this build is of {MAIN}")
     if branch != MAIN:
         return RunKind(EXPERIMENT, f"branch {branch}, not {MAIN}")
-    return RunKind(CANDIDATE, f"the defaults of {default_file} on {MAIN}")
+    return RunKind(CANDIDATE, f"the defaults of {default_file} on {MAIN}" + (f": {how}" if how else ""))
 
 
 def classify(settings: Settings) -> RunKind:
@@ -91,15 +93,27 @@ def classify(settings: Settings) -> RunKind:
         path = root / PROBLEM_PARAMS[settings.problem]
     path = path.resolve()
     name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    if _git(path.parent, "rev-parse", "--git-dir") is None:
+        return RunKind(EXPERIMENT, f"{name} is not in a git repository, so no commit of main built it; "
+                                   "clone the repository to build production candidates")
     committed = _git(path.parent, "show", f"HEAD:./{path.name}")  # as committed in the repository that holds it
     defaults = committed_defaults(committed, path) if committed is not None else None
-    branch = provenance.branch or _current_branch(path.parent)
-    return decide(settings.raw, defaults, name, provenance.flags, branch, provenance.changed)
+    branch, how = (provenance.branch, "") if provenance.branch else _current_branch(path.parent)
+    return decide(settings.raw, defaults, name, provenance.flags, branch, provenance.changed, how)
 
 
-def _current_branch(root: Path) -> str | None:
+def _current_branch(root: Path) -> tuple[str | None, str]:
+    """git's branch, and for a detached HEAD how it stands to main: (MAIN, how) when a main ref (local or
+    a remote's) contains it, (None, how) when none does."""
     name = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
-    return name.strip() if name else None
+    if name:
+        return name.strip(), ""
+    refs = (_git(root, "for-each-ref", "--format=%(refname:short)", f"refs/heads/{MAIN}",
+                 f"refs/remotes/*/{MAIN}") or "").split()
+    for ref in refs:
+        if _git(root, "merge-base", "--is-ancestor", "HEAD", ref) is not None:
+            return MAIN, f"a detached HEAD that {ref} contains"
+    return None, "a detached HEAD that no main ref contains" if refs else "a detached HEAD and no main ref"
 
 
 def _git(root: Path, *args: str) -> str | None:

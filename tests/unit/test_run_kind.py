@@ -101,3 +101,90 @@ def test_cd4ml_params_names_the_defaults_file_compared_with_its_own_repositorys_
     params.write_text(params.read_text().replace("max_iter = 100", "max_iter = 7"))
     kind = classify(load_settings(environ=environ))
     assert kind.experiment and "max_iter = 7 from the params file" in kind.reason
+
+
+def git_repo(repo: Path, text: str) -> callable:
+    """A git repository of the test's own with params.toml (this text) committed on main; returns its git."""
+    repo.mkdir(parents=True)
+    (repo / "params.toml").write_text(text)
+
+    def git(*args: str, cwd: Path = repo) -> str:
+        return subprocess.run(["git", "-c", "user.name=A", "-c", "user.email=a@example.org", *args], cwd=cwd,
+                              check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q", "-b", "main")
+    git("add", "params.toml")
+    git("commit", "-qm", "the defaults")
+    return git
+
+
+def kind_in(repo: Path, tmp_path: Path):
+    """The run kind of the defaults in this checkout, the branch left to git (no CD4ML_BRANCH and the like)."""
+    return classify(load_settings(environ={"CD4ML_PARAMS": str(repo / "params.toml"), "CD4ML_DATA_DIR": str(tmp_path / "data")}))
+
+
+HANDED_OUT = (ROOT / "tests" / "params.toml").read_text()
+
+
+def test_a_detached_head_on_mains_history_is_main(tmp_path):
+    """CI and Jenkins often check out a commit, not a branch: a commit that main contains is main's."""
+    repo = tmp_path / "repo"
+    git = git_repo(repo, HANDED_OUT)
+    (repo / "notes.txt").write_text("later\n")
+    git("add", "notes.txt")
+    git("commit", "-qm", "a later commit")
+    git("checkout", "-q", "--detach", "HEAD~1")
+    kind = kind_in(repo, tmp_path)
+    assert kind.kind == CANDIDATE and "a detached HEAD that main contains" in kind.reason, kind
+
+
+def test_a_detached_head_off_main_is_an_experiment(tmp_path):
+    repo = tmp_path / "repo"
+    git = git_repo(repo, HANDED_OUT)
+    git("checkout", "-q", "--detach")
+    (repo / "notes.txt").write_text("not on main\n")
+    git("add", "notes.txt")
+    git("commit", "-qm", "a commit main does not have")
+    kind = kind_in(repo, tmp_path)
+    assert kind.experiment and "a detached HEAD that no main ref contains" in kind.reason, kind
+
+
+def test_a_clone_checked_out_at_a_commit_of_origin_main_is_main(tmp_path):
+    """A CI clone: no local main, only the remote-tracking origin/main, HEAD detached at its commit."""
+    upstream = tmp_path / "upstream"
+    git = git_repo(upstream, HANDED_OUT)
+    commit = git("rev-parse", "HEAD").strip()
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(upstream), str(clone), cwd=tmp_path)
+    git("checkout", "-q", "--detach", commit, cwd=clone)
+    git("branch", "-q", "-D", "main", cwd=clone)
+    assert "main" not in git("branch", "--list", cwd=clone).split()
+    kind = kind_in(clone, tmp_path)
+    assert kind.kind == CANDIDATE and "origin/main" in kind.reason, kind
+
+
+def test_a_detached_head_with_no_main_ref_at_all_is_an_experiment(tmp_path):
+    """A pull request's merge commit fetched alone: nothing says it is main's."""
+    repo = tmp_path / "repo"
+    git = git_repo(repo, HANDED_OUT)
+    git("checkout", "-q", "--detach")
+    git("branch", "-q", "-D", "main")
+    kind = kind_in(repo, tmp_path)
+    assert kind.experiment and "CD4ML_BRANCH=main" in kind.reason, kind
+
+
+def test_a_branch_other_than_main_is_an_experiment_even_at_mains_commit(tmp_path):
+    repo = tmp_path / "repo"
+    git = git_repo(repo, HANDED_OUT)
+    git("checkout", "-q", "-b", "try-lasso")
+    kind = kind_in(repo, tmp_path)
+    assert kind.experiment and kind.reason == "branch try-lasso, not main", kind
+
+
+def test_a_checkout_without_git_is_an_experiment_that_says_so(tmp_path):
+    """A tarball of the repository: no commit, no main, no lineage; the run is tracked, never deployed."""
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    (folder / "params.toml").write_text(HANDED_OUT)
+    kind = kind_in(folder, tmp_path)
+    assert kind.experiment and "not in a git repository" in kind.reason and "clone" in kind.reason, kind
