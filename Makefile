@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-dev stack-check clean
+.PHONY: run run-houses test install install-dev stack-check clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install-dev: $(VENV)/.dev
 ## make run: generate the workshop data, train, gate, deploy, and serve the form on http://127.0.0.1:5005
 run: install
 	$(PY) run_python_script.py quickstart
+
+## make run-houses: the same for the house-prices problem; the server serves both (/houses/)
+run-houses: install
+	$(PY) run_python_script.py quickstart --problem houses
 
 ## make test: run every test (unit, integration against real processes, browser)
 test: install-dev

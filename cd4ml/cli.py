@@ -255,16 +255,21 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name (random_forest, gradient_boosting, decision_tree, ridge, lasso)")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.params, problem=getattr(args, "problem", None) or None, sets=_sets(args), overrides={
-        "data.source": str(Path(args.data).resolve()) if getattr(args, "data", None) else None,  # from the shell's folder
+def _settings(args: argparse.Namespace, data_dir: Path | None = None, source: Path | None = None) -> Settings:
+    """The settings the command's arguments give; data_dir: another data folder (quickstart's own store),
+    reading `source` where it is."""
+    data = str(Path(args.data).resolve()) if getattr(args, "data", None) else None  # from the shell's folder
+    overrides = {
+        "data.source": str(source) if source is not None else data,
         "data.items": getattr(args, "items", None),
         "data.stores": getattr(args, "stores", None),
         "model.name": getattr(args, "model", None) or None,  # "": the default (an empty Jenkins parameter)
         "scale.mode": getattr(args, "scale_mode", None),
         "scale.max_rows": getattr(args, "max_rows", None),
         "scale.dask_scheduler": getattr(args, "dask", None),
-    }, flags=FLAGS)
+    }
+    return load_settings(args.params, problem=getattr(args, "problem", None) or None, sets=_sets(args),
+                         overrides=overrides, flags=FLAGS, data_dir=data_dir)
 
 
 FLAGS = {"data.source": "--data", "data.items": "--items", "data.stores": "--stores", "model.name": "--model",
@@ -425,7 +430,7 @@ def _nudged(settings, quickstart: bool = False) -> str:
     if nudge_local_servers(settings.paths.data_dir):
         return "the local model server follows now; others within " \
                f"{settings.serving.poll_seconds:g} s (or at once on POST /reload)"
-    serve = "quickstart" if quickstart else "serve"  # quickstart serves its own store
+    serve = f"quickstart --problem {settings.problem}" if quickstart else "serve"  # quickstart serves its own store
     return (f"a model server picks it up within {settings.serving.poll_seconds:g} s (or at once on POST /reload); "
             f"serve with: {settings.commands.script} {serve}")
 
@@ -507,8 +512,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     if not settings.tracking.remote:
         print(f"quickstart keeps its own MLflow store, last run and events in {store}: "
               f"the exercises start from an empty registry in {settings.paths.mlflow_dir}")
-    settings = load_settings(args.params, overrides={"data.source": str(settings.data.source)}, flags=FLAGS,
-                             data_dir=store)
+    settings = _settings(args, data_dir=store, source=settings.data.source)  # the shared data, its own store
     pipeline(settings)
     accepted = acceptance(settings)
     kind = run_kind.classify(settings)

@@ -177,3 +177,40 @@ def test_quickstart_off_main_trains_and_gates_an_experiment_but_deploys_nothing(
     assert ("an experiment (branch my-branch, not main): not deployed; production is unchanged. "
             "Build the defaults on main to deploy") in done.stdout
     assert "deployed:" not in done.stdout
+
+
+def test_the_houses_quickstart_deploys_beside_favorita_and_one_server_serves_both(embedded, tiny_data, tmp_path):
+    """The README's two quickstarts in one data folder: `make run` (Favorita, here without serving),
+    then `quickstart --problem houses`, which trains, gates and deploys house-prices and serves both."""
+    import csv
+
+    import requests
+
+    from benchmarks.processes import free_port, wait_until_up
+
+    favorita = {**os.environ, "CD4ML_DATA_SOURCE": str(tiny_data / "store47-2016.csv")}
+    assert script(sys.executable, "quickstart", "--no-serve", env=favorita).returncode == 0
+    houses = {k: v for k, v in os.environ.items() if k != "CD4ML_DATA_SOURCE"}  # the houses' own default data
+    made = script(sys.executable, "generate-data", "--problem", "houses", "--size", "tiny", "--out",
+                  str(embedded / "houses"), env=houses)
+    assert made.returncode == 0 and (embedded / "houses" / "sales.csv").exists(), made.stderr  # quickstart keeps it
+    port = free_port()
+    log = (tmp_path / "houses.log").open("w")
+    server = subprocess.Popen([sys.executable, str(ROOT / "run_python_script.py"), "quickstart", "--problem", "houses",
+                               "--port", str(port)], cwd=ROOT, env=houses, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/health", server, seconds=180)
+        said = (tmp_path / "houses.log").read_text()
+        assert "run kind: candidate (the defaults of params-houses.toml on main)" in said, said
+        assert "house-prices@production: nothing -> v1" in said and "generating" not in said, said
+        with (embedded / "houses" / "sales.csv").open(newline="") as lines:
+            asked = {k: v for k, v in next(csv.DictReader(lines)).items() if k != "price"}
+        price = requests.get(f"{url}/houses/prediction", params=asked, timeout=30)
+        assert price.status_code == 200 and price.json()["prediction"] > 0, price.text
+        forecast = requests.get(f"{url}/favorita/", timeout=30)
+        assert forecast.status_code == 200 and 'href="/houses/"' in forecast.text, forecast.text[:500]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
