@@ -93,13 +93,14 @@
     var query = params();
     clearErrors();
     button.disabled = true;
-    fetch("/prediction?" + query.toString(), { headers: { "Accept": "application/json" } })
+    // this problem's routes: /prediction and /, or /<problem>/prediction and /<problem>/ (the form says which)
+    fetch(form.dataset.prediction + "?" + query.toString(), { headers: { "Accept": "application/json" } })
       .then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
       })
       .then(function (answer) {
         if (answer.ok) { showResult(answer.body); } else { showError(answer.body); }
-        history.replaceState(null, "", "/?" + query.toString());
+        history.replaceState(null, "", form.getAttribute("action") + "?" + query.toString());
       })
       .catch(function () { form.submit(); })
       .finally(function () { button.disabled = false; });
