@@ -7,7 +7,8 @@ steer this test, are described in instructions/README.md ("These documents are t
 Executed blocks run in a throw-away copy of the working tree with its own git history, its own
 data folder (CD4ML_DATA_DIR) and the embedded MLflow store (MLFLOW_TRACKING_URI unset); the real
 checkout is never touched. Its params.toml is the one the workshop hands out (tests/params.toml),
-whatever the exercises have made of the checkout's. Exercises 1 to 6 run in order in one copy, one block after another,
+whatever the exercises have made of the checkout's. Exercises 1 to 6 (CHAIN: 3b, house prices, between 3 and
+4) run in order in one copy, one block after another,
 carrying the shell's exported variables and working directory from block to block, as a reader
 following along would. The copy's `.venv` is a light virtual environment that sees the packages
 of the one running this test, so nothing is downloaded.
@@ -45,13 +46,6 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = ROOT / "instructions"
 CHAIN = ("1-setup.md", "2-jenkins.md", "3-machine-learning.md", "3b-house-prices.md", "4-continuous-delivery.md",
          "5-undo-changes.md", "6-monitoring.md")
-HOUSES = "3b-house-prices.md"  # runs once the houses problem is here: its params file is its mark
-HOUSES_MISSING = ("the houses problem is issue-15a's and params-houses.toml is not in this checkout yet: "
-                  "exercise 3b runs (and must pass) as soon as it is")
-
-
-def houses_ready(root: Path = ROOT) -> bool:
-    return (root / "params-houses.toml").exists()
 STANDALONE = ("instructions/FAQ.md", "instructions/README.md", "README.md")
 
 BLOCK_TIMEOUT = 300        # seconds for one executed block (the slowest, a full `ci`, takes ~40 s)
@@ -795,7 +789,7 @@ class Workspace:
 
 
 class Workshop:
-    """Exercises 1 to 6, run in order in one workspace; each test asks for the ones it needs."""
+    """The exercises of CHAIN, run in order in one workspace; each test asks for the ones it needs."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -806,8 +800,6 @@ class Workshop:
         if self.workspace is None:
             self.workspace = Workspace(self.folder, activated=False)
         for step in CHAIN[: CHAIN.index(name) + 1]:
-            if step == HOUSES and not houses_ready():
-                continue  # the chain goes on without it; its own test skips, naming why
             if step not in self.results:
                 failed = [s for s, r in self.results.items() if r.failures]
                 if failed:
@@ -832,8 +824,6 @@ def workshop(tmp_path_factory):
 
 @pytest.mark.parametrize("name", CHAIN)
 def test_exercise_runs_as_written(workshop, name):
-    if name == HOUSES and not houses_ready():
-        pytest.skip(HOUSES_MISSING)
     result = workshop.through(name)
     assert not result.failures, "\n\n".join(result.failures)
 
