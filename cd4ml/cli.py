@@ -348,18 +348,15 @@ def pipeline(settings: Settings, as_json: bool = False) -> int:
 
 
 def _print_scores(metrics: dict[str, float]) -> None:
+    from cd4ml.metrics import score_cell  # deferred: numpy, loaded by the run by now
+
     print(f"{'':10}{'model':>10}{'baseline':>10}{'best':>10}")
     for name in ("r2", "nwrmsle", "rmse", "mae", "mape"):  # those of the problem's metrics the run has
         if name not in metrics:
             continue
         best = metrics.get(f"best_{name}")
-        best_text = _score_cell(best) if best is not None else f"{'-':>10}"
-        print(f"{name:10}{_score_cell(metrics[name])}{_score_cell(metrics[f'baseline_{name}'])}{best_text}")
-
-
-def _score_cell(value: float) -> str:
-    """A score in 10 characters: 4 decimals, or whole dollars with separators from 10,000 on."""
-    return f"{value:10.4f}" if abs(value) < 10_000 else f"{value:10,.0f}"
+        best_text = score_cell(best) if best is not None else f"{'-':>10}"
+        print(f"{name:10}{score_cell(metrics[name])}{score_cell(metrics[f'baseline_{name}'])}{best_text}")
 
 
 def _where_to_look(settings: Settings, experiment_id: str, run_id: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 from cd4ml import registry, tracking
+from cd4ml.metrics import score_cell
 
 METRIC_ORDER = ("r2", "nwrmsle", "rmse", "mae", "mape")  # the columns, when the runs have them
 EXPERIMENTS_FILTER = f"tags.`{tracking.RUN_KIND}` = '{tracking.EXPERIMENT}'"
@@ -66,8 +67,8 @@ def text(comparison: Comparison) -> str:
     header = f"{'run':<16}{'id':<10}{'model':<20}{'verdict':<12}" + "".join(f"{n:>10}" for n in names)
     lines = [header + f"{'prod. on its rows':>19}  why"]
     for row in comparison.rows:
-        cells = "".join(f"{row.metrics[n]:10.4f}" if n in row.metrics else f"{'-':>10}" for n in names)
-        versus = f"{row.metrics[against]:19.4f}" if against in row.metrics else f"{'-':>19}"
+        cells = "".join(score_cell(row.metrics[n]) if n in row.metrics else f"{'-':>10}" for n in names)
+        versus = f"{score_cell(row.metrics[against]):>19}" if against in row.metrics else f"{'-':>19}"
         lines.append(f"{row.label:<16}{row.run_id[:8]:<10}{row.model:<20}{row.verdict:<12}{cells}{versus}  {row.reason}")
     return "\n".join(lines)
 

@@ -80,3 +80,8 @@ def compare(actual: np.ndarray, perishable: np.ndarray, predicted: np.ndarray, b
         if room > 0:
             metrics["r2_gap_closed"] = (metrics["r2"] - metrics["baseline_r2"]) / room
     return metrics
+
+
+def score_cell(value: float) -> str:
+    """A score in 10 characters: 4 decimals, or whole units (dollars) with separators from 10,000 on."""
+    return f"{value:10.4f}" if abs(value) < 10_000 else f"{value:10,.0f}"
