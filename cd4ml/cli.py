@@ -466,9 +466,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     served = _served_problems(settings)
     fetchers = {name: production_fetcher(tracking, _allowed_types(replace(settings, problem=name)),
                                          get_problem(name).serving) for name, tracking in served.items()}
-    print(f"serving the sales-forecast form at http://{serving.host}:{serving.port}/ "
+    title = get_problem(settings.problem).serving.title
+    print(f"serving {title} at http://{serving.host}:{serving.port}/ "
           f"(model: {settings.tracking.registered_model}@production from {settings.tracking.uri})", flush=True)
-    for name, tracking in list(served.items())[1:]:
+    for name, tracking in list(served.items())[1:]:  # each served as soon as its model is deployed
         print(f"  and {name} at http://{serving.host}:{serving.port}/{name}/ (model: {tracking.registered_model}@production)",
               flush=True)
     reset_counts(settings.paths.worker_counts(serving.port))  # /version sums this server's workers only
