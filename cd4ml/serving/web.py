@@ -34,10 +34,16 @@ def index() -> Any:
         except BadInput as err:
             error = err
     page = render_template(serving.form_template, model=model, serving=serving, result=result, error=error,
-                           deployed=deployed, problem=g.get("problem"), **serving.form_values(args, model))
+                           deployed=deployed, problem=g.get("problem"), api=_api_blueprint(),
+                           **serving.form_values(args, model))
     if result is not None:
         record(found.sink, result, model)  # the page is ready: its latency includes rendering it
     return page, 400 if error else 200
+
+
+def _api_blueprint() -> str:
+    """The API blueprint of this page's problem (cd4ml/serving/app.py): its routes, for the page's links and script."""
+    return "problem_api" if g.get("problem") else "api"
 
 
 @bp.get("/favicon.ico")

@@ -121,6 +121,12 @@ def git_repo(repo: Path, text: str) -> callable:
     return git
 
 
+def commit_a_file(git, repo: Path, message: str) -> None:
+    (repo / "notes.txt").write_text(f"{message}\n")
+    git("add", "notes.txt")
+    git("commit", "-qm", message)
+
+
 def kind_in(repo: Path, tmp_path: Path):
     """The run kind of the defaults in this checkout, the branch left to git (no CD4ML_BRANCH and the like)."""
     return classify(load_settings(environ={"CD4ML_PARAMS": str(repo / "params.toml"), "CD4ML_DATA_DIR": str(tmp_path / "data")}))
@@ -133,9 +139,7 @@ def test_a_detached_head_on_mains_history_is_main(tmp_path):
     """CI and Jenkins often check out a commit, not a branch: a commit that main contains is main's."""
     repo = tmp_path / "repo"
     git = git_repo(repo, HANDED_OUT)
-    (repo / "notes.txt").write_text("later\n")
-    git("add", "notes.txt")
-    git("commit", "-qm", "a later commit")
+    commit_a_file(git, repo, "a later commit")
     git("checkout", "-q", "--detach", "HEAD~1")
     kind = kind_in(repo, tmp_path)
     assert kind.kind == CANDIDATE and "a detached HEAD that main contains" in kind.reason, kind
@@ -145,9 +149,7 @@ def test_a_detached_head_off_main_is_an_experiment(tmp_path):
     repo = tmp_path / "repo"
     git = git_repo(repo, HANDED_OUT)
     git("checkout", "-q", "--detach")
-    (repo / "notes.txt").write_text("not on main\n")
-    git("add", "notes.txt")
-    git("commit", "-qm", "a commit main does not have")
+    commit_a_file(git, repo, "a commit main does not have")
     kind = kind_in(repo, tmp_path)
     assert kind.experiment and "a detached HEAD that no main ref contains" in kind.reason, kind
 
